@@ -1,0 +1,275 @@
+//! Typed settings. This is the only module that reads the environment (or `fission.toml`);
+//! everything else receives a `Settings`. Secrets are wrapped so `Debug` never prints them.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use secrecy::{ExposeSecret, SecretString};
+
+/// Where the WeChat API lives and how to authenticate against it.
+#[derive(Debug, Clone)]
+pub struct WechatSettings {
+    pub appid: String,
+    pub secret: SecretString,
+    /// The callback Token configured in the WeChat console (signs every push).
+    pub token: SecretString,
+    pub encoding_aes_key: Option<SecretString>,
+    pub api_base: String,
+    pub mp_base: String,
+    pub open_base: String,
+    pub use_stable_token: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database_url: SecretString,
+    pub redis_url: Option<SecretString>,
+    /// Prefix of every Redis key, so several deployments (or tests) can share one Redis.
+    pub redis_prefix: String,
+    pub bind: String,
+    /// External base URL; `None` means "the address the listener bound to".
+    pub public_url: Option<String>,
+    pub storage: String,
+    pub admin_password: Option<SecretString>,
+    pub admin_token: Option<SecretString>,
+    pub session_key: Option<SecretString>,
+    pub wechat: WechatSettings,
+    /// True when no `WECHAT_APPID` is configured: the built-in simulator stands in for WeChat.
+    pub sandbox: bool,
+    pub log_format: LogFormat,
+    pub log_filter: String,
+    /// Permanent QR codes Fission may create (WeChat caps an account at 100,000).
+    pub permanent_quota: u32,
+    /// Lifetime of temporary invite codes, once the permanent quota is used up.
+    pub temporary_code_days: u32,
+    /// Run the outbox worker and the code-renewal job in this process.
+    pub run_workers: bool,
+    /// How long a claimed outbox job stays invisible to other workers before it is retried.
+    pub outbox_lease_secs: u32,
+    pub database_max_connections: u32,
+}
+
+pub const SANDBOX_APPID: &str = "wx5andb0xf1ss10n0";
+const SANDBOX_SECRET: &str = "sandbox-secret-not-for-production";
+pub const DEFAULT_API_BASE: &str = "https://api.weixin.qq.com";
+pub const DEFAULT_MP_BASE: &str = "https://mp.weixin.qq.com";
+pub const DEFAULT_OPEN_BASE: &str = "https://open.weixin.qq.com";
+
+impl Settings {
+    /// Environment first, then `fission.toml` (path in `FISSION_CONFIG`, default `./fission.toml`
+    /// when present) for keys the environment does not set.
+    pub fn load() -> anyhow::Result<Settings> {
+        let mut values: HashMap<String, String> = HashMap::new();
+        let file = std::env::var("FISSION_CONFIG").unwrap_or_else(|_| "fission.toml".into());
+        if Path::new(&file).exists() {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {file}"))?;
+            let table: toml::Table = text.parse().with_context(|| format!("parsing {file}"))?;
+            for (key, value) in table {
+                let value = match value {
+                    toml::Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                values.insert(key.to_ascii_uppercase(), value);
+            }
+        }
+        for (key, value) in std::env::vars() {
+            values.insert(key, value);
+        }
+        Settings::from_lookup(|key| values.get(key).cloned())
+    }
+
+    /// Builds settings from any key lookup; tests use this instead of the process environment.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Settings> {
+        let get = |key: &str| get(key).filter(|v| !v.trim().is_empty());
+        let or = |key: &str, default: &str| get(key).unwrap_or_else(|| default.to_string());
+        let secret = |key: &str| get(key).map(SecretString::from);
+
+        let public_url = get("FISSION_PUBLIC_URL").map(|u| u.trim_end_matches('/').to_string());
+        let appid = get("WECHAT_APPID");
+        let sandbox = appid.is_none();
+        let secret_value = match (&appid, get("WECHAT_SECRET")) {
+            (Some(_), Some(s)) => s,
+            (Some(_), None) => bail!("WECHAT_APPID is set but WECHAT_SECRET is not"),
+            (None, _) => SANDBOX_SECRET.to_string(),
+        };
+        let token = match get("WECHAT_TOKEN") {
+            Some(t) => t,
+            None if sandbox => "fission".to_string(),
+            None => bail!("WECHAT_TOKEN is required with WECHAT_APPID (the callback Token of the WeChat console)"),
+        };
+        let encoding_aes_key = get("WECHAT_ENCODING_AES_KEY");
+        if let Some(key) = &encoding_aes_key {
+            if key.len() != 43 {
+                bail!("WECHAT_ENCODING_AES_KEY must be exactly 43 characters");
+            }
+        }
+        // In sandbox mode the bases are filled in once the listener is bound (see startup).
+        let base = |key: &str, default: &str| {
+            or(key, if sandbox { "" } else { default })
+                .trim_end_matches('/')
+                .to_string()
+        };
+        let wechat = WechatSettings {
+            appid: appid.unwrap_or_else(|| SANDBOX_APPID.to_string()),
+            secret: SecretString::from(secret_value),
+            token: SecretString::from(token),
+            encoding_aes_key: encoding_aes_key.map(SecretString::from),
+            api_base: base("WECHAT_API_BASE", DEFAULT_API_BASE),
+            mp_base: base("WECHAT_MP_BASE", DEFAULT_MP_BASE),
+            open_base: base("WECHAT_OPEN_BASE", DEFAULT_OPEN_BASE),
+            use_stable_token: parse_bool(
+                "WECHAT_USE_STABLE_TOKEN",
+                get("WECHAT_USE_STABLE_TOKEN"),
+                true,
+            )?,
+        };
+
+        let session_key = secret("FISSION_SESSION_KEY");
+        if let Some(key) = &session_key {
+            if key.expose_secret().len() < 64 {
+                bail!("FISSION_SESSION_KEY must be at least 64 bytes");
+            }
+        }
+        let log_format = match or("FISSION_LOG_FORMAT", "text").as_str() {
+            "json" => LogFormat::Json,
+            "text" => LogFormat::Text,
+            other => bail!("FISSION_LOG_FORMAT must be text or json, not {other:?}"),
+        };
+        let permanent_quota = parse_num(
+            "FISSION_PERMANENT_QUOTA",
+            get("FISSION_PERMANENT_QUOTA"),
+            100_000,
+        )?;
+        if permanent_quota > 100_000 {
+            bail!("FISSION_PERMANENT_QUOTA cannot exceed WeChat's cap of 100000");
+        }
+        let temporary_code_days = parse_num(
+            "FISSION_TEMPORARY_CODE_DAYS",
+            get("FISSION_TEMPORARY_CODE_DAYS"),
+            30,
+        )?;
+        if !(2..=30).contains(&temporary_code_days) {
+            bail!("FISSION_TEMPORARY_CODE_DAYS must be between 2 and 30");
+        }
+
+        Ok(Settings {
+            database_url: SecretString::from(or(
+                "DATABASE_URL",
+                "postgres://postgres@127.0.0.1:5432/fission",
+            )),
+            redis_url: secret("REDIS_URL"),
+            redis_prefix: or("FISSION_REDIS_PREFIX", "fission:"),
+            bind: or("FISSION_BIND", "127.0.0.1:8080"),
+            public_url,
+            storage: or("FISSION_STORAGE", "file://./data"),
+            admin_password: secret("FISSION_ADMIN_PASSWORD"),
+            admin_token: secret("FISSION_ADMIN_TOKEN"),
+            session_key,
+            wechat,
+            sandbox,
+            log_format,
+            log_filter: or("RUST_LOG", "info"),
+            permanent_quota,
+            temporary_code_days,
+            run_workers: parse_bool("FISSION_WORKERS", get("FISSION_WORKERS"), true)?,
+            outbox_lease_secs: parse_num(
+                "FISSION_OUTBOX_LEASE_SECS",
+                get("FISSION_OUTBOX_LEASE_SECS"),
+                60,
+            )?
+            .max(1),
+            database_max_connections: parse_num(
+                "DATABASE_MAX_CONNECTIONS",
+                get("DATABASE_MAX_CONNECTIONS"),
+                16,
+            )?
+            .max(2),
+        })
+    }
+}
+
+fn parse_bool(key: &str, value: Option<String>, default: bool) -> anyhow::Result<bool> {
+    match value.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(default),
+        Some("1" | "true" | "yes" | "on") => Ok(true),
+        Some("0" | "false" | "no" | "off") => Ok(false),
+        Some(other) => bail!("{key} must be true or false, not {other:?}"),
+    }
+}
+
+fn parse_num(key: &str, value: Option<String>, default: u32) -> anyhow::Result<u32> {
+    match value {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse()
+            .with_context(|| format!("{key} must be a whole number")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> anyhow::Result<Settings> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn no_appid_means_sandbox_with_defaults() {
+        let s = settings(&[]).unwrap();
+        assert!(s.sandbox);
+        assert_eq!(s.bind, "127.0.0.1:8080");
+        assert_eq!(s.wechat.token.expose_secret(), "fission");
+        assert!(s.wechat.use_stable_token);
+        assert_eq!(s.permanent_quota, 100_000);
+    }
+
+    #[test]
+    fn appid_requires_secret_and_token() {
+        assert!(settings(&[("WECHAT_APPID", "wx1")]).is_err());
+        assert!(settings(&[("WECHAT_APPID", "wx1"), ("WECHAT_SECRET", "s")]).is_err());
+        let s = settings(&[
+            ("WECHAT_APPID", "wx1"),
+            ("WECHAT_SECRET", "s"),
+            ("WECHAT_TOKEN", "t"),
+        ])
+        .unwrap();
+        assert!(!s.sandbox);
+        assert_eq!(s.wechat.api_base, DEFAULT_API_BASE);
+    }
+
+    #[test]
+    fn debug_output_redacts_secrets() {
+        let s = settings(&[
+            ("WECHAT_APPID", "wx1"),
+            ("WECHAT_SECRET", "topsecretvalue"),
+            ("WECHAT_TOKEN", "tokenvalue"),
+            ("DATABASE_URL", "postgres://u:dbpassword@h/db"),
+        ])
+        .unwrap();
+        let shown = format!("{s:?}");
+        for secret in ["topsecretvalue", "tokenvalue", "dbpassword"] {
+            assert!(!shown.contains(secret), "{secret} leaked in {shown}");
+        }
+    }
+
+    #[test]
+    fn bad_values_are_reported() {
+        assert!(settings(&[("WECHAT_ENCODING_AES_KEY", "short")]).is_err());
+        assert!(settings(&[("FISSION_SESSION_KEY", "short")]).is_err());
+        assert!(settings(&[("WECHAT_USE_STABLE_TOKEN", "maybe")]).is_err());
+        assert!(settings(&[("FISSION_PERMANENT_QUOTA", "100001")]).is_err());
+    }
+}

@@ -1,0 +1,240 @@
+//! Campaigns and their reward tiers, code pools and grants.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgExecutor, PgPool};
+
+use super::Tx;
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct Campaign {
+    pub id: i64,
+    pub name: String,
+    pub is_default: bool,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub revoke_window_days: i32,
+    pub revoke_rewards: bool,
+    pub welcome_text: String,
+    pub credit_text: String,
+    pub reward_text: String,
+    pub rules: String,
+    pub template_id: Option<String>,
+}
+
+macro_rules! columns {
+    () => {
+        "id, name, is_default, starts_at, ends_at, revoke_window_days, revoke_rewards, welcome_text, credit_text, reward_text, rules, template_id"
+    };
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct Tier {
+    pub id: i64,
+    pub campaign_id: i64,
+    pub threshold: i32,
+    pub name: String,
+    pub uses_codes: bool,
+}
+
+/// The campaign that decides a push at `at`: a configured campaign running then (the latest
+/// to start wins), otherwise the always-on default campaign if it has not been ended.
+pub async fn active_at(
+    db: impl PgExecutor<'_>,
+    at: DateTime<Utc>,
+) -> sqlx::Result<Option<Campaign>> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM campaigns
+         WHERE starts_at <= $1 AND (ends_at IS NULL OR ends_at > $1)
+         ORDER BY is_default ASC, starts_at DESC, id DESC LIMIT 1"
+    ))
+    .bind(at)
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn get(db: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<Campaign>> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM campaigns WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn list(pool: &PgPool) -> sqlx::Result<Vec<Campaign>> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM campaigns ORDER BY starts_at DESC, id DESC"
+    ))
+    .fetch_all(pool)
+    .await
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct NewCampaign {
+    pub name: String,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub revoke_window_days: i32,
+    pub revoke_rewards: bool,
+    pub rules: String,
+    pub template_id: Option<String>,
+}
+
+pub async fn create(pool: &PgPool, c: &NewCampaign) -> sqlx::Result<Campaign> {
+    sqlx::query_as(concat!(
+        "INSERT INTO campaigns (name, starts_at, ends_at, revoke_window_days, revoke_rewards, rules, template_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ",
+        columns!()
+    ))
+    .bind(&c.name)
+    .bind(c.starts_at)
+    .bind(c.ends_at)
+    .bind(c.revoke_window_days)
+    .bind(c.revoke_rewards)
+    .bind(&c.rules)
+    .bind(&c.template_id)
+    .fetch_one(pool)
+    .await
+}
+
+pub async fn tiers(db: impl PgExecutor<'_>, campaign_id: i64) -> sqlx::Result<Vec<Tier>> {
+    sqlx::query_as(
+        "SELECT id, campaign_id, threshold, name, uses_codes FROM reward_tiers
+         WHERE campaign_id = $1 ORDER BY threshold",
+    )
+    .bind(campaign_id)
+    .fetch_all(db)
+    .await
+}
+
+pub async fn add_tier(
+    pool: &PgPool,
+    campaign_id: i64,
+    threshold: i32,
+    name: &str,
+    uses_codes: bool,
+) -> sqlx::Result<Tier> {
+    sqlx::query_as(
+        "INSERT INTO reward_tiers (campaign_id, threshold, name, uses_codes) VALUES ($1, $2, $3, $4)
+         RETURNING id, campaign_id, threshold, name, uses_codes",
+    )
+    .bind(campaign_id)
+    .bind(threshold)
+    .bind(name)
+    .bind(uses_codes)
+    .fetch_one(pool)
+    .await
+}
+
+/// Adds codes to a tier's pool; duplicates of codes already there are skipped. Returns how many were added.
+pub async fn add_reward_codes(pool: &PgPool, tier_id: i64, codes: &[String]) -> sqlx::Result<u64> {
+    sqlx::query(
+        "INSERT INTO reward_codes (tier_id, code) SELECT $1, unnest($2::text[])
+         ON CONFLICT (tier_id, code) DO NOTHING",
+    )
+    .bind(tier_id)
+    .bind(codes)
+    .execute(pool)
+    .await
+    .map(|r| r.rows_affected())
+}
+
+/// Codes left in a tier's pool.
+pub async fn stock(pool: &PgPool, tier_id: i64) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM reward_codes WHERE tier_id = $1 AND granted_to IS NULL",
+    )
+    .bind(tier_id)
+    .fetch_one(pool)
+    .await
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct Grant {
+    pub id: i64,
+    pub tier_id: i64,
+    pub status: String,
+    pub code: Option<String>,
+}
+
+/// Grants `tier` to `openid` once. A tier with a code pool draws one code; concurrent grants
+/// skip each other's locked codes. An empty pool records `out_of_stock` (visible to operators)
+/// instead of failing the credit. Returns `None` if the tier was already granted.
+pub async fn grant(tx: &mut Tx<'_>, tier: &Tier, openid: &str) -> sqlx::Result<Option<Grant>> {
+    let grant_id: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO reward_grants (tier_id, campaign_id, openid, status) VALUES ($1, $2, $3, 'granted')
+         ON CONFLICT (tier_id, openid) DO NOTHING RETURNING id",
+    )
+    .bind(tier.id)
+    .bind(tier.campaign_id)
+    .bind(openid)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(id) = grant_id else { return Ok(None) };
+    if !tier.uses_codes {
+        return Ok(Some(Grant {
+            id,
+            tier_id: tier.id,
+            status: "granted".into(),
+            code: None,
+        }));
+    }
+    let code: Option<String> = sqlx::query_scalar(
+        "UPDATE reward_codes SET granted_to = $2, granted_at = now()
+         WHERE id = (SELECT id FROM reward_codes WHERE tier_id = $1 AND granted_to IS NULL
+                     ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+         RETURNING code",
+    )
+    .bind(tier.id)
+    .bind(openid)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let status = if code.is_some() {
+        "granted"
+    } else {
+        "out_of_stock"
+    };
+    sqlx::query("UPDATE reward_grants SET code = $2, status = $3 WHERE id = $1")
+        .bind(id)
+        .bind(&code)
+        .bind(status)
+        .execute(&mut **tx)
+        .await?;
+    Ok(Some(Grant {
+        id,
+        tier_id: tier.id,
+        status: status.into(),
+        code,
+    }))
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct GrantView {
+    pub tier_name: String,
+    pub threshold: i32,
+    pub status: String,
+    pub code: Option<String>,
+    pub granted_at: DateTime<Utc>,
+}
+
+pub async fn grants_of(
+    pool: &PgPool,
+    openid: &str,
+    campaign_id: i64,
+) -> sqlx::Result<Vec<GrantView>> {
+    sqlx::query_as(
+        "SELECT t.name AS tier_name, t.threshold, g.status, g.code, g.granted_at
+         FROM reward_grants g JOIN reward_tiers t ON t.id = g.tier_id
+         WHERE g.openid = $1 AND g.campaign_id = $2 ORDER BY t.threshold",
+    )
+    .bind(openid)
+    .bind(campaign_id)
+    .fetch_all(pool)
+    .await
+}

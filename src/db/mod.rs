@@ -1,0 +1,75 @@
+//! The only place SQL lives. One file per table group; functions take a pool or a
+//! transaction and return typed rows.
+
+pub mod campaigns;
+pub mod codes;
+pub mod events;
+pub mod outbox;
+pub mod referrals;
+pub mod state;
+pub mod users;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgPool, Postgres};
+
+pub type Tx<'a> = sqlx::Transaction<'a, Postgres>;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Connects to the configured database, creating it first if it does not exist.
+pub async fn connect(
+    database_url: &secrecy::SecretString,
+    max_connections: u32,
+) -> anyhow::Result<PgPool> {
+    let options = PgConnectOptions::from_str(database_url.expose_secret())
+        .context("DATABASE_URL is not a valid PostgreSQL URL")?
+        .log_statements(tracing::log::LevelFilter::Trace);
+    create_if_missing(&options).await?;
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .context("connecting to PostgreSQL")
+}
+
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    MIGRATOR
+        .run(pool)
+        .await
+        .context("running database migrations")
+}
+
+async fn create_if_missing(options: &PgConnectOptions) -> anyhow::Result<()> {
+    let name = options.get_database().unwrap_or("postgres").to_string();
+    let mut admin = sqlx::PgConnection::connect_with(&options.clone().database("postgres"))
+        .await
+        .context("connecting to PostgreSQL (database \"postgres\") to check the database exists")?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut admin)
+            .await?;
+    if !exists {
+        // Identifiers cannot be bound as parameters; quote it as PostgreSQL does.
+        let statement = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
+        match sqlx::raw_sql(&statement).execute(&mut admin).await {
+            Ok(_) => tracing::info!(database = %name, "created database"),
+            // Another instance created it between our check and our CREATE.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
+            Err(e) => return Err(e).context("creating the database"),
+        }
+    }
+    admin.close().await.ok();
+    Ok(())
+}
+
+/// True when the error is a unique violation of the named constraint.
+pub fn is_unique_violation(e: &sqlx::Error, constraint: &str) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("23505") && d.constraint() == Some(constraint))
+}

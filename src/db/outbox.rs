@@ -1,0 +1,107 @@
+//! The outbox: work written in the same transaction as the decision that causes it and done
+//! afterwards by `jobs`. A job is claimed with a lease (not a held lock), so a crashed worker's
+//! jobs come back by themselves when the lease runs out.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::PgPool;
+
+use super::Tx;
+
+pub async fn enqueue(tx: &mut Tx<'_>, kind: &str, payload: &Value) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO outbox (kind, payload) VALUES ($1, $2)")
+        .bind(kind)
+        .bind(payload)
+        .execute(&mut **tx)
+        .await
+        .map(drop)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Job {
+    pub id: i64,
+    pub kind: String,
+    pub payload: Value,
+    pub attempts: i32,
+}
+
+/// Claims up to `limit` due jobs for `lease_secs`. Concurrent workers skip each other's rows.
+pub async fn claim(pool: &PgPool, limit: i64, lease_secs: i64) -> sqlx::Result<Vec<Job>> {
+    sqlx::query_as(
+        "UPDATE outbox SET run_after = now() + make_interval(secs => $2), attempts = attempts + 1
+         WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND run_after <= now()
+                      ORDER BY run_after, id LIMIT $1 FOR UPDATE SKIP LOCKED)
+         RETURNING id, kind, payload, attempts",
+    )
+    .bind(limit)
+    .bind(lease_secs as f64)
+    .fetch_all(pool)
+    .await
+}
+
+pub async fn mark_sent(pool: &PgPool, id: i64) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE outbox SET status = 'sent', done_at = now(), last_error = NULL WHERE id = $1",
+    )
+    .bind(id)
+    .execute(pool)
+    .await
+    .map(drop)
+}
+
+pub async fn retry_later(pool: &PgPool, id: i64, delay_secs: i64, error: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE outbox SET run_after = now() + make_interval(secs => $2), last_error = $3 WHERE id = $1")
+        .bind(id)
+        .bind(delay_secs as f64)
+        .bind(error)
+        .execute(pool)
+        .await
+        .map(drop)
+}
+
+pub async fn mark_failed(pool: &PgPool, id: i64, error: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE outbox SET status = 'failed', done_at = now(), last_error = $2 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(error)
+    .execute(pool)
+    .await
+    .map(drop)
+}
+
+/// Puts a failed job back in the queue (the dashboard's retry button).
+pub async fn retry_failed(pool: &PgPool, id: i64) -> sqlx::Result<bool> {
+    sqlx::query("UPDATE outbox SET status = 'pending', run_after = now(), done_at = NULL WHERE id = $1 AND status = 'failed'")
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected() == 1)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct FailedJob {
+    pub id: i64,
+    pub kind: String,
+    pub payload: Value,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub done_at: Option<DateTime<Utc>>,
+}
+
+pub async fn failed(pool: &PgPool, limit: i64) -> sqlx::Result<Vec<FailedJob>> {
+    sqlx::query_as(
+        "SELECT id, kind, payload, attempts, last_error, done_at FROM outbox
+         WHERE status = 'failed' ORDER BY done_at DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Jobs not yet done, by status.
+pub async fn counts(pool: &PgPool) -> sqlx::Result<Vec<(String, i64)>> {
+    sqlx::query_as("SELECT status, count(*) FROM outbox GROUP BY status ORDER BY status")
+        .fetch_all(pool)
+        .await
+}

@@ -1,0 +1,13 @@
+//! Value types for the concepts Fission handles. Each is parsed once, at the edge, and
+//! cannot hold an invalid value afterwards: nothing downstream re-checks them.
+
+mod ids;
+mod scene;
+
+pub use ids::{CampaignId, OpenId};
+pub use scene::{ExpireSeconds, PermanentSceneId, Scene, SceneStr, TemporarySceneId};
+
+/// Why a value was refused; the message is safe to show to whoever sent it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidValue(pub String);

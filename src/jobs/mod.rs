@@ -1,0 +1,32 @@
+//! Background work: the outbox worker (messages to followers) and the renewal of temporary
+//! invite codes. Both stop when the shutdown signal flips, after finishing the job in hand.
+
+pub mod outbox;
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::state::AppState;
+
+pub fn spawn(state: AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+    vec![
+        tokio::spawn(outbox::run(state.clone(), shutdown.clone())),
+        tokio::spawn(renew_codes(state, shutdown)),
+    ]
+}
+
+async fn renew_codes(state: AppState, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        match crate::referral::codes::renew_expiring(&state).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(renewed = n, "renewed temporary invite codes"),
+            Err(e) => tracing::warn!(error = ?e, "invite code renewal failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(600)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}

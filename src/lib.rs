@@ -1,0 +1,15 @@
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod jobs;
+pub mod referral;
+pub mod routes;
+pub mod sandbox;
+pub mod shared_store;
+pub mod simulate;
+pub mod startup;
+pub mod state;
+pub mod storage;
+pub mod telemetry;
+pub mod wechat;

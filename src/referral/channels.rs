@@ -1,0 +1,37 @@
+//! Channel codes: named permanent codes an operator prints (a store, a poster). Follows through
+//! them are attributed to the channel, never credited to a follower.
+
+use anyhow::Context;
+
+use super::codes::{issue_channel_code, IssueError};
+use crate::db;
+use crate::db::codes::CodeRow;
+use crate::state::AppState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    #[error("a channel named {0:?} already exists")]
+    NameTaken(String),
+    #[error("a channel name must be 1 to 64 characters")]
+    BadName,
+    #[error(transparent)]
+    Issue(#[from] IssueError),
+}
+
+pub async fn create(state: &AppState, name: &str) -> Result<CodeRow, ChannelError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 64 {
+        return Err(ChannelError::BadName);
+    }
+    let mut tx = state.pool.begin().await.map_err(IssueError::from)?;
+    let id = db::codes::create_channel(&mut tx, name)
+        .await
+        .map_err(IssueError::from)?
+        .ok_or_else(|| ChannelError::NameTaken(name.to_string()))?;
+    let code = issue_channel_code(state, &mut tx, id).await?;
+    tx.commit()
+        .await
+        .context("committing the channel")
+        .map_err(IssueError::from)?;
+    Ok(code)
+}

@@ -1,0 +1,226 @@
+//! Builds the application: database (created and migrated), shared store, WeChat client,
+//! storage, the route table, background workers, and — in sandbox mode — the built-in WeChat
+//! simulator. `Application::build` binds its own listener, so tests can ask for port 0.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServerHandle, ServiceRequest, ServiceResponse};
+use actix_web::middleware::{from_fn, Next};
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+use tracing_actix_web::TracingLogger;
+
+use crate::config::Settings;
+use crate::sandbox::{SimConfig, Simulator};
+use crate::shared_store::SharedStore;
+use crate::state::AppState;
+use crate::storage::Storage;
+use crate::telemetry::Metrics;
+use crate::wechat::crypto::MessageCrypto;
+use crate::wechat::WechatClient;
+use crate::{db, jobs, routes};
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: AppState,
+    simulator: Option<Simulator>,
+    shutdown: watch::Sender<bool>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl Application {
+    pub async fn build(mut settings: Settings) -> anyhow::Result<Application> {
+        let listener = TcpListener::bind(&settings.bind)
+            .with_context(|| format!("binding {}", settings.bind))?;
+        let addr = listener.local_addr()?;
+        let local_base = local_base(addr);
+        let public_url = settings
+            .public_url
+            .clone()
+            .unwrap_or_else(|| local_base.clone());
+        let simulator = settings
+            .sandbox
+            .then(|| sandbox(&mut settings, &local_base, &public_url));
+        let state = connect(settings, &public_url).await?;
+        let run_workers = state.settings.run_workers;
+
+        let data = web::Data::new(state.clone());
+        let sim = simulator.clone();
+        let server = HttpServer::new(move || {
+            let app = App::new()
+                .wrap(TracingLogger::default())
+                .wrap(from_fn(observe))
+                .app_data(data.clone())
+                .configure(routes::configure);
+            match sim.clone() {
+                Some(sim) => {
+                    app.service(web::scope("/sandbox").configure(move |cfg| sim.configure(cfg)))
+                }
+                None => app,
+            }
+        })
+        .listen(listener)?
+        .shutdown_timeout(30)
+        .run();
+
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let workers = if run_workers {
+            jobs::spawn(state.clone(), shutdown_rx)
+        } else {
+            Vec::new()
+        };
+        tracing::info!(address = %addr, public_url = %public_url, "listening");
+        Ok(Application {
+            port: addr.port(),
+            server,
+            state,
+            simulator,
+            shutdown,
+            workers,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The built-in simulator, in sandbox mode.
+    pub fn simulator(&self) -> Option<&Simulator> {
+        self.simulator.as_ref()
+    }
+
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGINT/SIGTERM (or `handle().stop()`): in-flight requests finish, then the
+    /// workers finish the job in hand and stop.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        let _ = self.shutdown.send(true);
+        for worker in self.workers {
+            if tokio::time::timeout(Duration::from_secs(10), worker)
+                .await
+                .is_err()
+            {
+                tracing::warn!("a background worker did not stop within 10 s");
+            }
+        }
+        result
+    }
+}
+
+/// Connects everything the service needs (creating and migrating the database) and returns
+/// the shared state; used by `serve` and by the CLI commands.
+pub async fn connect(settings: Settings, public_url: &str) -> anyhow::Result<AppState> {
+    let pool = db::connect(&settings.database_url, settings.database_max_connections).await?;
+    db::migrate(&pool).await?;
+    let store = match &settings.redis_url {
+        Some(url) => SharedStore::redis(url.expose_secret(), &settings.redis_prefix).await?,
+        None => {
+            tracing::warn!(
+                "REDIS_URL is not set: caches are in-process, so run a single instance only"
+            );
+            SharedStore::memory()
+        }
+    };
+    let metrics = Metrics::new();
+    let wechat = WechatClient::new(settings.wechat.clone(), store.clone(), metrics.clone())?;
+    let storage = Storage::from_url(&settings.storage)?;
+    let crypto = match &settings.wechat.encoding_aes_key {
+        Some(key) => Some(
+            MessageCrypto::new(
+                key.expose_secret(),
+                settings.wechat.token.expose_secret(),
+                &settings.wechat.appid,
+            )
+            .context("WECHAT_ENCODING_AES_KEY is not a valid key")?,
+        ),
+        None => None,
+    };
+    Ok(AppState {
+        pool,
+        store,
+        wechat,
+        storage,
+        metrics,
+        settings: Arc::new(settings),
+        public_url: public_url.into(),
+        crypto,
+        outbox_wake: Arc::new(Notify::new()),
+    })
+}
+
+fn local_base(addr: SocketAddr) -> String {
+    let host = match addr {
+        SocketAddr::V4(a) if a.ip().is_unspecified() => "127.0.0.1".to_string(),
+        SocketAddr::V4(a) => a.ip().to_string(),
+        SocketAddr::V6(a) if a.ip().is_unspecified() => "[::1]".to_string(),
+        SocketAddr::V6(a) => format!("[{}]", a.ip()),
+    };
+    format!("http://{host}:{}", addr.port())
+}
+
+/// Points the WeChat client at the built-in simulator: API calls go to it over loopback,
+/// pages a phone opens (OAuth, scan links) go through the public URL.
+fn sandbox(settings: &mut Settings, local_base: &str, public_url: &str) -> Simulator {
+    tracing::warn!("SANDBOX MODE: no WECHAT_APPID is set, so a built-in WeChat simulator stands in for WeChat at /sandbox/");
+    let wechat = &mut settings.wechat;
+    for (base, default) in [
+        (&mut wechat.api_base, format!("{local_base}/sandbox")),
+        (&mut wechat.mp_base, format!("{local_base}/sandbox")),
+        (&mut wechat.open_base, format!("{public_url}/sandbox")),
+    ] {
+        if base.is_empty() {
+            *base = default;
+        }
+    }
+    Simulator::new(SimConfig {
+        appid: wechat.appid.clone(),
+        secret: wechat.secret.expose_secret().to_string(),
+        token: wechat.token.expose_secret().to_string(),
+        encoding_aes_key: wechat
+            .encoding_aes_key
+            .as_ref()
+            .map(|k| k.expose_secret().to_string()),
+        callback_url: Some(format!("{local_base}/wechat/callback")),
+        public_base: format!("{public_url}/sandbox"),
+        permanent_quota: 100_000,
+        account_name: "Fission 测试号".to_string(),
+    })
+}
+
+/// Request latency by method, route template (never the raw path) and status.
+async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let metrics = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.metrics.clone());
+    let method = req.method().to_string();
+    let response = next.call(req).await?;
+    if let Some(metrics) = metrics {
+        let route = response
+            .request()
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".to_string());
+        metrics
+            .http_latency
+            .with_label_values(&[&method, &route, response.status().as_str()])
+            .observe(started.elapsed().as_secs_f64());
+    }
+    Ok(response)
+}

@@ -1,0 +1,127 @@
+//! Logs (tracing, text or JSON) and Prometheus metrics. Each `Application` owns its own
+//! registry, so several instances can run in one test process without sharing counters.
+
+use std::sync::Arc;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+
+/// Installs the global subscriber once; later calls (tests start many apps) are no-ops.
+pub fn init(filter: &str, format: LogFormat) {
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+#[derive(Clone)]
+pub struct Metrics(Arc<Inner>);
+
+pub struct Inner {
+    registry: Registry,
+    /// Pushes by outcome: received, duplicate, rejected, credited, revoked, not_credited.
+    pub events: IntCounterVec,
+    pub wechat_calls: IntCounterVec,
+    pub token_refreshes: IntCounter,
+    pub http_latency: HistogramVec,
+    pub outbox: IntCounterVec,
+}
+
+impl std::ops::Deref for Metrics {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let events = IntCounterVec::new(
+            Opts::new("fission_events_total", "WeChat pushes by outcome"),
+            &["outcome"],
+        )
+        .expect("static metric definition");
+        let wechat_calls = IntCounterVec::new(
+            Opts::new(
+                "fission_wechat_api_calls_total",
+                "WeChat API calls by api and errcode",
+            ),
+            &["api", "errcode"],
+        )
+        .expect("static metric definition");
+        let token_refreshes = IntCounter::new(
+            "fission_token_refreshes_total",
+            "access_token fetches from WeChat",
+        )
+        .expect("static metric definition");
+        let http_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "fission_http_request_duration_seconds",
+                "HTTP request latency by route",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
+            &["method", "route", "status"],
+        )
+        .expect("static metric definition");
+        let outbox = IntCounterVec::new(
+            Opts::new(
+                "fission_outbox_jobs_total",
+                "outbox jobs by kind and result",
+            ),
+            &["kind", "result"],
+        )
+        .expect("static metric definition");
+        for collector in [
+            Box::new(events.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(wechat_calls.clone()),
+            Box::new(token_refreshes.clone()),
+            Box::new(http_latency.clone()),
+            Box::new(outbox.clone()),
+        ] {
+            registry
+                .register(collector)
+                .expect("metric names are unique");
+        }
+        Metrics(Arc::new(Inner {
+            registry,
+            events,
+            wechat_calls,
+            token_refreshes,
+            http_latency,
+            outbox,
+        }))
+    }
+
+    pub fn event(&self, outcome: &str) {
+        self.events.with_label_values(&[outcome]).inc();
+    }
+
+    pub fn wechat_call(&self, api: &str, errcode: i64) {
+        self.wechat_calls
+            .with_label_values(&[api, &errcode.to_string()])
+            .inc();
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        // Encoding into a Vec only fails on invalid metric names, which are static here.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buffer);
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

@@ -1,0 +1,225 @@
+//! The WeChat API calls Fission makes. Every call goes through `call`, which attaches the
+//! shared access_token, retries once with a new token when WeChat says the token is bad,
+//! backs off on "system busy" (−1), and never retries configuration errors.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::error::{WechatError, TOKEN_ERRCODES};
+use super::qrcode::{showqrcode_url, QrCodeRequest, QrTicket};
+use super::token::TokenManager;
+use crate::config::WechatSettings;
+use crate::shared_store::SharedStore;
+use crate::telemetry::Metrics;
+
+const BUSY_RETRIES: u32 = 3;
+
+#[derive(Clone)]
+pub struct WechatClient(Arc<Inner>);
+
+struct Inner {
+    http: reqwest::Client,
+    settings: WechatSettings,
+    tokens: TokenManager,
+    metrics: Metrics,
+}
+
+/// `/cgi-bin/user/info` (no nickname or avatar since 2021-12-27).
+#[derive(Debug, Clone, Deserialize)]
+pub struct UserInfo {
+    pub subscribe: i64,
+    pub openid: String,
+    #[serde(default)]
+    pub subscribe_time: Option<i64>,
+    #[serde(default)]
+    pub subscribe_scene: Option<String>,
+    #[serde(default)]
+    pub qr_scene: Option<i64>,
+    #[serde(default)]
+    pub qr_scene_str: Option<String>,
+}
+
+/// One page of `/cgi-bin/user/get`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct FollowerPage {
+    pub total: i64,
+    pub count: i64,
+    #[serde(default)]
+    pub data: Option<FollowerIds>,
+    #[serde(default)]
+    pub next_openid: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct FollowerIds {
+    pub openid: Vec<String>,
+}
+
+impl WechatClient {
+    pub fn new(
+        settings: WechatSettings,
+        store: SharedStore,
+        metrics: Metrics,
+    ) -> anyhow::Result<WechatClient> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(3))
+            .pool_max_idle_per_host(64)
+            .build()?;
+        let tokens = TokenManager::new(store, http.clone(), &settings, metrics.clone());
+        Ok(WechatClient(Arc::new(Inner {
+            http,
+            settings,
+            tokens,
+            metrics,
+        })))
+    }
+
+    pub fn settings(&self) -> &WechatSettings {
+        &self.0.settings
+    }
+
+    pub fn tokens(&self) -> &TokenManager {
+        &self.0.tokens
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.0.http
+    }
+
+    /// Calls `/cgi-bin/{path}` with the access_token. `body` is sent as JSON (POST) when present.
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        api: &'static str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<T, WechatError> {
+        let url = format!("{}/cgi-bin/{api}", self.0.settings.api_base);
+        let mut token_retried = false;
+        let mut busy = 0;
+        loop {
+            let token = self.0.tokens.token().await?;
+            let request = match body {
+                Some(b) => self.0.http.post(&url).json(b),
+                None => self.0.http.get(&url),
+            };
+            let reply: Value = request
+                .query(&[("access_token", token.as_str())])
+                .query(query)
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            let errcode = reply.get("errcode").and_then(Value::as_i64).unwrap_or(0);
+            self.0.metrics.wechat_call(api, errcode);
+            if errcode == 0 {
+                return serde_json::from_value(reply)
+                    .map_err(|e| WechatError::BadResponse(format!("{api}: {e}")));
+            }
+            if TOKEN_ERRCODES.contains(&errcode) && !token_retried {
+                token_retried = true;
+                self.0.tokens.invalidate(&token).await?;
+                continue;
+            }
+            if errcode == -1 && busy < BUSY_RETRIES {
+                busy += 1;
+                tokio::time::sleep(Duration::from_millis(200 << busy)).await;
+                continue;
+            }
+            let errmsg = reply
+                .get("errmsg")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            return Err(WechatError::from_code(errcode, errmsg));
+        }
+    }
+
+    pub async fn create_qrcode(&self, request: &QrCodeRequest) -> Result<QrTicket, WechatError> {
+        self.call("qrcode/create", &[], Some(&request.body())).await
+    }
+
+    pub fn showqrcode_url(&self, ticket: &str) -> String {
+        showqrcode_url(&self.0.settings.mp_base, ticket)
+    }
+
+    pub async fn user_info(&self, openid: &str) -> Result<UserInfo, WechatError> {
+        self.call("user/info", &[("openid", openid), ("lang", "zh_CN")], None)
+            .await
+    }
+
+    pub async fn followers(&self, next_openid: Option<&str>) -> Result<FollowerPage, WechatError> {
+        self.call(
+            "user/get",
+            &[("next_openid", next_openid.unwrap_or(""))],
+            None,
+        )
+        .await
+    }
+
+    pub async fn send_text(&self, openid: &str, content: &str) -> Result<(), WechatError> {
+        let body = json!({ "touser": openid, "msgtype": "text", "text": { "content": content } });
+        self.call::<Value>("message/custom/send", &[], Some(&body))
+            .await
+            .map(drop)
+    }
+
+    pub async fn send_template(
+        &self,
+        openid: &str,
+        template_id: &str,
+        data: Value,
+    ) -> Result<(), WechatError> {
+        let body = json!({ "touser": openid, "template_id": template_id, "data": data });
+        self.call::<Value>("message/template/send", &[], Some(&body))
+            .await
+            .map(drop)
+    }
+
+    /// Exchanges an OAuth code (single use, 5 minutes) for the user's openid.
+    pub async fn oauth_openid(&self, code: &str) -> Result<OAuthGrant, WechatError> {
+        let s = &self.0.settings;
+        let reply: Value = self
+            .0
+            .http
+            .get(format!("{}/sns/oauth2/access_token", s.api_base))
+            .query(&[
+                ("appid", s.appid.as_str()),
+                ("secret", s.secret.expose_secret()),
+                ("code", code),
+                ("grant_type", "authorization_code"),
+            ])
+            .send()
+            .await?
+            .json()
+            .await?;
+        let errcode = reply.get("errcode").and_then(Value::as_i64).unwrap_or(0);
+        self.0
+            .metrics
+            .wechat_call("sns/oauth2/access_token", errcode);
+        if errcode != 0 {
+            let errmsg = reply
+                .get("errmsg")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            return Err(WechatError::from_code(errcode, errmsg));
+        }
+        serde_json::from_value(reply)
+            .map_err(|e| WechatError::BadResponse(format!("oauth2/access_token: {e}")))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct OAuthGrant {
+    pub openid: String,
+    pub access_token: String,
+    #[serde(default)]
+    pub scope: String,
+}

@@ -1,0 +1,13 @@
+//! The WeChat Official Account protocol: signatures and message crypto, push parsing and
+//! replies, the shared access_token, and the API calls Fission makes. No database, no routes.
+
+pub mod client;
+pub mod crypto;
+pub mod error;
+pub mod message;
+pub mod outgoing;
+pub mod qrcode;
+pub mod token;
+
+pub use client::WechatClient;
+pub use error::WechatError;
