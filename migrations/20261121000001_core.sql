@@ -52,7 +52,8 @@ CREATE TABLE campaigns (
     CHECK (ends_at IS NULL OR ends_at > starts_at)
 );
 CREATE UNIQUE INDEX campaigns_one_default ON campaigns (is_default) WHERE is_default;
-INSERT INTO campaigns (name, is_default) VALUES ('默认活动', true);
+-- Starts at the whole second: pushes carry CreateTime in seconds.
+INSERT INTO campaigns (name, is_default, starts_at) VALUES ('默认活动', true, date_trunc('second', now()));
 
 CREATE TABLE reward_tiers (
     id          BIGSERIAL PRIMARY KEY,

@@ -39,6 +39,16 @@ pub async fn lock(tx: &mut Tx<'_>, openid: &str) -> sqlx::Result<UserRow> {
     .await
 }
 
+/// Makes the follower known (e.g. when their invite code is issued) without claiming anything
+/// about whether or since when they follow.
+pub async fn ensure(tx: &mut Tx<'_>, openid: &str) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO users (openid) VALUES ($1) ON CONFLICT (openid) DO NOTHING")
+        .bind(openid)
+        .execute(&mut **tx)
+        .await
+        .map(drop)
+}
+
 /// What a push tells us about a follower at time `at`.
 #[derive(Debug, Clone, Copy)]
 pub struct Presence {

@@ -61,6 +61,7 @@ pub async fn issue(state: &AppState, openid: &OpenId) -> Result<CodeRow, IssueEr
         Some(scene) => temporary(state, i64::from(scene)).await?,
         None => mint(state, &mut tx).await?,
     };
+    db::users::ensure(&mut tx, openid.as_str()).await?;
     let row = db::codes::save_for_user(&mut tx, openid.as_str(), &new).await?;
     tx.commit().await.context("committing the invite code")?;
     Ok(row)
