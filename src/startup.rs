@@ -6,7 +6,11 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actix_session::config::CookieContentSecurity;
+use actix_session::storage::CookieSessionStore;
+use actix_session::SessionMiddleware;
 use actix_web::body::MessageBody;
+use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::{Server, ServerHandle, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, App, HttpServer};
@@ -53,11 +57,23 @@ impl Application {
 
         let data = web::Data::new(state.clone());
         let sim = simulator.clone();
+        let session_key = session_key(&state.settings);
+        let secure_cookies = public_url.starts_with("https://");
         let server = HttpServer::new(move || {
+            let sessions =
+                SessionMiddleware::builder(CookieSessionStore::default(), session_key.clone())
+                    .cookie_name("fission".to_string())
+                    .cookie_http_only(true)
+                    .cookie_secure(secure_cookies)
+                    .cookie_same_site(SameSite::Lax)
+                    .cookie_content_security(CookieContentSecurity::Private)
+                    .build();
             let app = App::new()
+                .wrap(sessions)
                 .wrap(TracingLogger::default())
                 .wrap(from_fn(observe))
                 .app_data(data.clone())
+                .service(actix_files::Files::new("/static", static_dir()))
                 .configure(routes::configure);
             match sim.clone() {
                 Some(sim) => {
@@ -160,6 +176,30 @@ pub async fn connect(settings: Settings, public_url: &str) -> anyhow::Result<App
         crypto,
         outbox_wake: Arc::new(Notify::new()),
     })
+}
+
+/// The cookie key: `FISSION_SESSION_KEY` (shared by every instance), or a random one per start
+/// (sessions then end with the process, and do not cross instances).
+fn session_key(settings: &Settings) -> Key {
+    match &settings.session_key {
+        Some(key) => Key::derive_from(key.expose_secret().as_bytes()),
+        None => {
+            tracing::warn!(
+                "FISSION_SESSION_KEY is not set: sessions use a random key and end at restart"
+            );
+            Key::generate()
+        }
+    }
+}
+
+/// `static/` next to the working directory (the Docker image's /app), else the crate's own.
+fn static_dir() -> std::path::PathBuf {
+    let local = std::path::PathBuf::from("static");
+    if local.is_dir() {
+        local
+    } else {
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("static")
+    }
 }
 
 fn local_base(addr: SocketAddr) -> String {

@@ -5,6 +5,7 @@ pub mod api;
 pub mod callback;
 pub mod export;
 pub mod health;
+pub mod layout;
 pub mod media;
 
 use actix_web::web;

@@ -113,6 +113,47 @@ impl Deployment {
         Deployment { env }
     }
 
+    /// A deployment in sandbox mode: no AppID, the built-in simulator stands in for WeChat.
+    pub fn sandbox() -> Deployment {
+        let wechat_keys = [
+            "WECHAT_APPID",
+            "WECHAT_SECRET",
+            "WECHAT_TOKEN",
+            "WECHAT_API_BASE",
+            "WECHAT_MP_BASE",
+            "WECHAT_OPEN_BASE",
+        ];
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let mut env: HashMap<String, String> = [
+            (
+                "DATABASE_URL",
+                format!("postgres://postgres@127.0.0.1:5432/fission_test_{id}"),
+            ),
+            ("REDIS_URL", REDIS_URL.to_string()),
+            ("FISSION_REDIS_PREFIX", format!("test:{id}:")),
+            ("FISSION_BIND", "127.0.0.1:0".to_string()),
+            (
+                "FISSION_STORAGE",
+                format!(
+                    "file://{}",
+                    std::env::temp_dir()
+                        .join(format!("fission-test-{id}"))
+                        .display()
+                ),
+            ),
+            ("FISSION_ADMIN_TOKEN", ADMIN_TOKEN.to_string()),
+            ("FISSION_CONFIG", "/nonexistent".to_string()),
+            ("RUST_LOG", "warn".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        for key in wechat_keys {
+            env.remove(key);
+        }
+        Deployment { env }
+    }
+
     pub fn set(mut self, key: &str, value: &str) -> Deployment {
         self.env.insert(key.to_string(), value.to_string());
         self
@@ -135,6 +176,7 @@ impl TestApp {
     pub async fn spawn(deployment: &Deployment) -> TestApp {
         let settings = deployment.settings();
         fission::telemetry::init("warn", fission::config::LogFormat::Text);
+        install_crypto_provider();
         let crypto = deployment
             .env
             .get("WECHAT_ENCODING_AES_KEY")
@@ -260,6 +302,11 @@ impl TestApp {
             .await
             .expect("count")
     }
+}
+
+/// The test binary links two TLS backends (the browser driver brings its own); pick one.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// A new deployment and one instance of it against a new stand-in WeChat.

@@ -1,9 +1,11 @@
 //! Integration tests through the real HTTP surface: real PostgreSQL, real Redis, and a
 //! stand-in WeChat server started by the tests.
 
+mod browser;
 mod callback;
 mod codes;
 mod crediting;
 mod helpers;
 mod outbox;
+mod sandbox;
 mod token;
