@@ -39,7 +39,6 @@ pub struct NewCode {
     pub ticket: String,
     pub url: String,
     pub expires_at: Option<DateTime<Utc>>,
-    pub image_key: String,
 }
 
 pub async fn by_owner(db: impl PgExecutor<'_>, openid: &str) -> sqlx::Result<Option<CodeRow>> {
@@ -117,42 +116,31 @@ pub async fn lock_owner(tx: &mut Tx<'_>, owner: &str) -> sqlx::Result<()> {
         .map(drop)
 }
 
-/// Stores a follower's code, replacing the previous ticket when a temporary code is renewed.
-pub async fn save_for_user(tx: &mut Tx<'_>, openid: &str, code: &NewCode) -> sqlx::Result<CodeRow> {
+/// Whose code it is.
+#[derive(Debug, Clone, Copy)]
+pub enum Owner<'a> {
+    Follower(&'a str),
+    Channel(i64),
+}
+
+/// Stores a code. A follower's existing code is replaced (a temporary code renewed); a
+/// channel's code is always new.
+pub async fn save(tx: &mut Tx<'_>, owner: Owner<'_>, code: &NewCode) -> sqlx::Result<CodeRow> {
+    let (openid, channel_id) = match owner {
+        Owner::Follower(openid) => (Some(openid), None),
+        Owner::Channel(id) => (None, Some(id)),
+    };
     sqlx::query_as(concat!(
-        "INSERT INTO invite_codes (owner_openid, permanent, scene_id, scene_str, quota_slot, ticket, url, expires_at, image_key)
+        "INSERT INTO invite_codes (owner_openid, channel_id, permanent, scene_id, scene_str, quota_slot, ticket, url, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
          ON CONFLICT (owner_openid) DO UPDATE SET
             permanent = EXCLUDED.permanent, scene_id = EXCLUDED.scene_id, scene_str = EXCLUDED.scene_str,
             quota_slot = EXCLUDED.quota_slot, ticket = EXCLUDED.ticket, url = EXCLUDED.url,
-            expires_at = EXCLUDED.expires_at, image_key = EXCLUDED.image_key, renewed_at = now()
+            expires_at = EXCLUDED.expires_at, image_key = NULL, renewed_at = now()
          RETURNING ",
         columns!()
     ))
     .bind(openid)
-    .bind(code.permanent)
-    .bind(code.scene_id)
-    .bind(&code.scene_str)
-    .bind(code.quota_slot)
-    .bind(&code.ticket)
-    .bind(&code.url)
-    .bind(code.expires_at)
-    .bind(&code.image_key)
-    .fetch_one(&mut **tx)
-    .await
-}
-
-pub async fn save_for_channel(
-    tx: &mut Tx<'_>,
-    channel_id: i64,
-    code: &NewCode,
-) -> sqlx::Result<CodeRow> {
-    sqlx::query_as(concat!(
-        "INSERT INTO invite_codes (channel_id, permanent, scene_id, scene_str, quota_slot, ticket, url, expires_at, image_key)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-         RETURNING ",
-        columns!()
-    ))
     .bind(channel_id)
     .bind(code.permanent)
     .bind(code.scene_id)
@@ -161,9 +149,19 @@ pub async fn save_for_channel(
     .bind(&code.ticket)
     .bind(&code.url)
     .bind(code.expires_at)
-    .bind(&code.image_key)
     .fetch_one(&mut **tx)
     .await
+}
+
+/// Records the stored image of a code, unless the code was re-issued meanwhile.
+pub async fn set_image(pool: &PgPool, id: i64, ticket: &str, image_key: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE invite_codes SET image_key = $3 WHERE id = $1 AND ticket = $2")
+        .bind(id)
+        .bind(ticket)
+        .bind(image_key)
+        .execute(pool)
+        .await
+        .map(drop)
 }
 
 /// Counts a scan or a follow through a code (channel statistics).

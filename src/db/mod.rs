@@ -32,7 +32,7 @@ pub async fn connect(
     create_if_missing(&options).await?;
     PgPoolOptions::new()
         .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(30))
         .connect_with(options)
         .await
         .context("connecting to PostgreSQL")

@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 
-use super::codes::{issue_channel_code, IssueError};
+use super::codes::{ensure_image, issue_channel_code, IssueError};
 use crate::db;
 use crate::db::codes::CodeRow;
 use crate::state::AppState;
@@ -33,5 +33,5 @@ pub async fn create(state: &AppState, name: &str) -> Result<CodeRow, ChannelErro
         .await
         .context("committing the channel")
         .map_err(IssueError::from)?;
-    Ok(code)
+    Ok(ensure_image(state, code).await?)
 }

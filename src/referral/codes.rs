@@ -46,25 +46,41 @@ pub async fn issue(state: &AppState, openid: &OpenId) -> Result<CodeRow, IssueEr
     let margin = renew_margin(&state.settings);
     if let Some(code) = db::codes::by_owner(&state.pool, openid.as_str()).await? {
         if usable(&code, Utc::now(), margin) {
-            return Ok(code);
+            return ensure_image(state, code).await;
         }
     }
     let mut tx = state.pool.begin().await?;
     db::codes::lock_owner(&mut tx, openid.as_str()).await?;
     // Another request may have issued it while we waited for the lock.
-    let existing = db::codes::by_owner(&mut *tx, openid.as_str()).await?;
-    if let Some(code) = existing.as_ref().filter(|c| usable(c, Utc::now(), margin)) {
-        return Ok(code.clone());
-    }
-    let new = match existing.and_then(|c| c.scene_id) {
+    let new = match db::codes::by_owner(&mut *tx, openid.as_str()).await? {
+        Some(code) if usable(&code, Utc::now(), margin) => {
+            drop(tx);
+            return ensure_image(state, code).await;
+        }
         // Renewal keeps the scene, so pushes from the old ticket's last hours still resolve.
-        Some(scene) => temporary(state, i64::from(scene)).await?,
-        None => mint(state, &mut tx).await?,
+        Some(CodeRow {
+            scene_id: Some(scene),
+            ..
+        }) => temporary(state, i64::from(scene)).await?,
+        _ => mint(state, &mut tx).await?,
     };
     db::users::ensure(&mut tx, openid.as_str()).await?;
-    let row = db::codes::save_for_user(&mut tx, openid.as_str(), &new).await?;
+    let row = db::codes::save(&mut tx, db::codes::Owner::Follower(openid.as_str()), &new).await?;
     tx.commit().await.context("committing the invite code")?;
-    Ok(row)
+    ensure_image(state, row).await
+}
+
+/// Renders and stores the code's QR image if it has none yet. Done after the code is committed,
+/// so the per-follower lock is held only for the WeChat call; two callers racing here store
+/// the same bytes under the same content key.
+pub async fn ensure_image(state: &AppState, mut code: CodeRow) -> Result<CodeRow, IssueError> {
+    if code.image_key.is_none() {
+        let png = render_png(&code.url)?;
+        let key = state.storage.put("qr", "png", png).await?;
+        db::codes::set_image(&state.pool, code.id, &code.ticket, &key).await?;
+        code.image_key = Some(key);
+    }
+    Ok(code)
 }
 
 /// A new code for a follower. Everything here runs on the transaction holding the owner lock:
@@ -136,8 +152,6 @@ async fn finish(
         }
         QrCodeRequest::Permanent(_) => None,
     };
-    let png = render_png(&ticket.url)?;
-    let image_key = state.storage.put("qr", "png", png).await?;
     let (scene_id, scene_str) = match request {
         QrCodeRequest::Temporary {
             scene: TemporaryScene::Id(id),
@@ -159,7 +173,6 @@ async fn finish(
         ticket: ticket.ticket,
         url: ticket.url,
         expires_at,
-        image_key,
     })
 }
 
@@ -177,7 +190,7 @@ pub async fn issue_channel_code(
     let scene = SceneStr::new(&format!("ch_{channel_id}")).context("channel scene")?;
     let request = QrCodeRequest::Permanent(PermanentScene::Str(scene));
     let code = finish(state, &request, Some(slot)).await?;
-    Ok(db::codes::save_for_channel(tx, channel_id, &code).await?)
+    Ok(db::codes::save(tx, db::codes::Owner::Channel(channel_id), &code).await?)
 }
 
 /// Renews followers' temporary codes that are about to expire. Returns how many were renewed.

@@ -52,12 +52,16 @@ pub async fn handle(state: &AppState, openid: &OpenId, push: &Push) -> anyhow::R
         PushKind::Scan { scene, .. } => scan(&mut tx, openid, at, scene).await?,
         PushKind::Unsubscribe => unsubscribe(&mut tx, event_id, openid, at).await?,
         PushKind::Click { .. } | PushKind::Text { .. } => {
-            db::users::lock(&mut tx, openid.as_str()).await?;
-            let presence = Presence {
-                following: true,
-                state: None,
-            };
-            db::users::apply(&mut tx, openid.as_str(), at, presence).await?;
+            seen(
+                &mut tx,
+                openid,
+                at,
+                Presence {
+                    following: true,
+                    state: None,
+                },
+            )
+            .await?;
             ("interaction", None)
         }
         PushKind::Other => ("recorded", None),
@@ -80,10 +84,9 @@ async fn subscribe(
     at: DateTime<Utc>,
     scene_key: Option<&str>,
 ) -> anyhow::Result<(&'static str, Option<String>)> {
-    let before = db::users::lock(tx, invitee.as_str()).await?;
-    db::users::apply(
+    let before = seen(
         tx,
-        invitee.as_str(),
+        invitee,
         at,
         Presence {
             following: true,
@@ -207,6 +210,19 @@ async fn subscribe(
     ))
 }
 
+/// Locks the follower's row (pushes about one follower are decided one at a time, on any
+/// instance), records what this push says about them, and returns the row as it was before.
+async fn seen(
+    tx: &mut Tx<'_>,
+    openid: &OpenId,
+    at: DateTime<Utc>,
+    presence: Presence,
+) -> anyhow::Result<UserRow> {
+    let before = db::users::lock(tx, openid.as_str()).await?;
+    db::users::apply(tx, openid.as_str(), at, presence).await?;
+    Ok(before)
+}
+
 fn left_after(before: &UserRow, at: DateTime<Utc>) -> bool {
     !before.subscribed && before.state_at.is_some_and(|s| s > at)
 }
@@ -217,11 +233,10 @@ async fn scan(
     at: DateTime<Utc>,
     scene_key: &str,
 ) -> anyhow::Result<(&'static str, Option<String>)> {
-    db::users::lock(tx, openid.as_str()).await?;
     // A SCAN is only pushed to followers: it is evidence of following at `at`.
-    db::users::apply(
+    seen(
         tx,
-        openid.as_str(),
+        openid,
         at,
         Presence {
             following: true,
@@ -243,10 +258,9 @@ async fn unsubscribe(
     openid: &OpenId,
     at: DateTime<Utc>,
 ) -> anyhow::Result<(&'static str, Option<String>)> {
-    db::users::lock(tx, openid.as_str()).await?;
-    db::users::apply(
+    seen(
         tx,
-        openid.as_str(),
+        openid,
         at,
         Presence {
             following: false,

@@ -132,12 +132,7 @@ impl WechatClient {
                 tokio::time::sleep(Duration::from_millis(200 << busy)).await;
                 continue;
             }
-            let errmsg = reply
-                .get("errmsg")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            return Err(WechatError::from_code(errcode, errmsg));
+            return Err(error_of(errcode, &reply));
         }
     }
 
@@ -204,16 +199,19 @@ impl WechatClient {
             .metrics
             .wechat_call("sns/oauth2/access_token", errcode);
         if errcode != 0 {
-            let errmsg = reply
-                .get("errmsg")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            return Err(WechatError::from_code(errcode, errmsg));
+            return Err(error_of(errcode, &reply));
         }
         serde_json::from_value(reply)
             .map_err(|e| WechatError::BadResponse(format!("oauth2/access_token: {e}")))
     }
+}
+
+fn error_of(errcode: i64, reply: &Value) -> WechatError {
+    let errmsg = reply
+        .get("errmsg")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    WechatError::from_code(errcode, errmsg.to_string())
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -201,3 +201,70 @@ async fn the_api_needs_the_bearer_token() {
         .unwrap();
     assert_eq!(bad.status(), 400);
 }
+
+#[tokio::test]
+async fn channel_codes_count_scans_and_follows_and_credit_no_one() {
+    let (app, wechat) = spawn_app().await;
+    let created = app
+        .http
+        .post(format!("{}/api/v1/channels", app.address))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({ "name": "门店 A" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let code: serde_json::Value = created.json().await.unwrap();
+    assert_eq!(code["kind"], "permanent");
+    let scene = code["scene_str"].as_str().unwrap().to_string();
+    assert_eq!(
+        wechat.sim.qrcode_requests()[0]["action_name"],
+        "QR_LIMIT_STR_SCENE"
+    );
+
+    let now = Utc::now().timestamp();
+    let follow = fission::wechat::outgoing::event(
+        "gh",
+        &openid("chan", 1),
+        now,
+        "subscribe",
+        Some(format!("qrscene_{scene}")),
+        None,
+    );
+    assert_eq!(app.push(&follow).await.status(), 200);
+    let scan = fission::wechat::outgoing::event(
+        "gh",
+        &openid("chan", 2),
+        now,
+        "SCAN",
+        Some(scene.clone()),
+        None,
+    );
+    assert_eq!(app.push(&scan).await.status(), 200);
+
+    let channels: serde_json::Value = app.api_get("/api/v1/channels").await.json().await.unwrap();
+    assert_eq!(channels[0]["name"], "门店 A");
+    assert_eq!(channels[0]["follows"], 1);
+    assert_eq!(channels[0]["scans"], 1);
+    let board: serde_json::Value = app
+        .api_get("/api/v1/leaderboard")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        board.as_array().unwrap().len(),
+        0,
+        "a channel is nobody's referral"
+    );
+
+    let duplicate = app
+        .http
+        .post(format!("{}/api/v1/channels", app.address))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({ "name": "门店 A" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(duplicate.status(), 409);
+}

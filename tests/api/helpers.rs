@@ -292,8 +292,10 @@ impl TestApp {
             .send()
             .await
             .expect("api reachable");
-        assert_eq!(response.status(), 200, "issuing a code for {openid}");
-        response.json().await.expect("json")
+        let status = response.status();
+        let body = response.text().await.expect("body");
+        assert_eq!(status, 200, "issuing a code for {openid}: {body}");
+        serde_json::from_str(&body).expect("json")
     }
 
     pub async fn events_count(&self) -> i64 {

@@ -1,0 +1,89 @@
+# Shared by the benchmark scripts: machine facts, a release build, and a `fission serve` on a
+# fresh database that is stopped and dropped on exit. Source it; then call bench_start_server.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PORT="${BENCH_PORT:-18080}"
+DB="fission_bench_$(date +%s)"
+WORK="$(mktemp -d)"
+BIN="${CARGO_TARGET_DIR:-target}/release/fission"
+PSQL=(psql -h 127.0.0.1 -U postgres -v ON_ERROR_STOP=1)
+BASE="http://127.0.0.1:$PORT"
+SERVER_PID=""
+BENCH_ADMIN_TOKEN="bench-token"
+
+bench_cleanup() {
+    local status=$?
+    set +e
+    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID"
+        for _ in $(seq 1 150); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+        if kill -0 "$SERVER_PID" 2>/dev/null; then
+            echo "server did not stop within 15 s of SIGTERM; killing it" >&2
+            kill -KILL "$SERVER_PID"
+        fi
+        wait "$SERVER_PID" 2>/dev/null
+    fi
+    if [[ $status -ne 0 && -s "$WORK/server.log" ]]; then
+        echo "--- last lines of the server log ---" >&2
+        tail -n 30 "$WORK/server.log" >&2
+    fi
+    "${PSQL[@]}" -d postgres -qc "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" >/dev/null 2>&1 \
+        || echo "could not drop database $DB" >&2
+    if command -v redis-cli >/dev/null; then
+        redis-cli -h 127.0.0.1 -p 6379 --scan --pattern "$DB:*" 2>/dev/null \
+            | xargs -r -n 500 redis-cli -h 127.0.0.1 -p 6379 DEL >/dev/null 2>&1
+    fi
+    rm -rf "$WORK"
+    exit "$status"
+}
+trap bench_cleanup EXIT
+trap 'exit 130' INT TERM
+
+bench_machine() {
+    echo "== machine"
+    echo "cpus:   $(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+    echo "memory: $(free -g | awk '/^Mem:/ {print $2}') GiB total"
+    echo "load:   $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min, before the run)"
+    echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo none)"
+}
+
+bench_build() {
+    echo "== build"
+    cargo build --release --bin fission
+}
+
+# Starts the release binary in sandbox mode on a new database and waits for /readyz.
+bench_start_server() {
+    echo "== server (database $DB, port $PORT)"
+    env -u WECHAT_APPID -u WECHAT_SECRET -u WECHAT_ENCODING_AES_KEY \
+        DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" \
+        REDIS_URL="redis://127.0.0.1:6379" \
+        FISSION_REDIS_PREFIX="$DB:" \
+        FISSION_BIND="127.0.0.1:$PORT" \
+        FISSION_PUBLIC_URL="$BASE" \
+        FISSION_STORAGE="file://$WORK/data" \
+        FISSION_CONFIG="$WORK/none.toml" \
+        FISSION_ADMIN_TOKEN="$BENCH_ADMIN_TOKEN" \
+        WECHAT_TOKEN=fission \
+        RUST_LOG=warn \
+        "$BIN" serve >"$WORK/server.log" 2>&1 &
+    SERVER_PID=$!
+    local deadline=$((SECONDS + 60))
+    until [[ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/readyz")" == 200 ]]; do
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            echo "server exited before becoming ready" >&2
+            exit 1
+        fi
+        if ((SECONDS >= deadline)); then
+            echo "server not ready after 60 s" >&2
+            exit 1
+        fi
+        sleep 0.2
+    done
+    echo "ready (pid $SERVER_PID)"
+}
+
+bench_server_memory() {
+    grep -E '^(VmRSS|VmHWM):' "/proc/$SERVER_PID/status"
+}
