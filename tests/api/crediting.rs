@@ -387,3 +387,116 @@ async fn reward_tiers_grant_once_and_draw_codes_from_the_pool() {
         assert_eq!(inbox.len(), 6, "{inbox:?}");
     }
 }
+
+#[tokio::test]
+async fn outside_the_48_hour_window_a_template_message_is_sent_or_the_failure_is_kept() {
+    let wechat = FakeWechat::start(100_000, None).await;
+    let app = TestApp::spawn(&Deployment::new(&wechat)).await;
+    let (with_template, without) = (openid("tplA", 1), openid("tplB", 1));
+    for inviter in [&with_template, &without] {
+        wechat.sim.add_user(inviter, "inviter", true);
+    }
+    // Both inviters last talked to the account two days ago.
+    wechat.sim.advance_clock(49 * 3600);
+    let scene_a = app.issue_code(&with_template).await["scene_id"]
+        .as_i64()
+        .unwrap();
+    let scene_b = app.issue_code(&without).await["scene_id"].as_i64().unwrap();
+
+    sqlx::query("UPDATE campaigns SET template_id = 'tpl_invite_success'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    app.subscribe(
+        &openid("tplfriend", 1),
+        Some(scene_a),
+        Utc::now().timestamp(),
+    )
+    .await;
+    wait_for_outbox(&app).await;
+    let inbox = wechat.sim.inbox(&with_template);
+    assert_eq!(inbox.len(), 1);
+    assert!(
+        matches!(inbox[0].via, fission::sandbox::Via::Template),
+        "{inbox:?}"
+    );
+
+    sqlx::query("UPDATE campaigns SET template_id = NULL")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    app.subscribe(
+        &openid("tplfriend", 2),
+        Some(scene_b),
+        Utc::now().timestamp(),
+    )
+    .await;
+    wait_for_outbox(&app).await;
+    assert!(wechat.sim.inbox(&without).is_empty());
+    let failed = fission::db::outbox::failed(&app.pool, 10).await.unwrap();
+    assert_eq!(
+        failed.len(),
+        1,
+        "the undeliverable message is kept for the dashboard"
+    );
+    assert!(
+        failed[0]
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("45015"),
+        "{:?}",
+        failed[0]
+    );
+    assert_eq!(failed[0].payload["openid"], without.as_str());
+}
+
+#[tokio::test]
+async fn the_leaderboard_rebuilt_from_the_ledger_matches_the_live_one() {
+    let wechat = FakeWechat::start(100_000, None).await;
+    let app = TestApp::spawn(&Deployment::new(&wechat)).await;
+    let now = Utc::now().timestamp();
+    for n in 0..3 {
+        let scene = app.issue_code(&openid("rebuild", n)).await["scene_id"]
+            .as_i64()
+            .unwrap();
+        for f in 0..(n + 2) {
+            app.subscribe(&openid(&format!("rbf{n}x"), f), Some(scene), now + f as i64)
+                .await;
+        }
+    }
+    app.unsubscribe(&openid("rbf2x", 0), now + 100).await;
+    let live: serde_json::Value = app
+        .api_get("/api/v1/leaderboard")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let campaign: i64 = sqlx::query_scalar("SELECT id FROM campaigns WHERE is_default")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    fission::db::referrals::rebuild_stats(&app.pool, campaign)
+        .await
+        .unwrap();
+    let rebuilt: serde_json::Value = app
+        .api_get("/api/v1/leaderboard")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(live, rebuilt);
+    let counts: Vec<i64> = live
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["invites"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        counts,
+        vec![3, 3, 2],
+        "rebuild2 lost one to revocation and ties with rebuild1"
+    );
+    // Ties go to whoever reached the count first: rebuild1 reached 3 before rebuild2 did.
+    assert_eq!(live[0]["openid"], openid("rebuild", 1));
+}
