@@ -28,8 +28,11 @@ ANALYZE;
 SQL
 echo "inviters on the board: $("${PSQL[@]}" -d "$DB" -tAc 'select count(*) from inviter_stats')"
 
-echo "== GET /api/v1/leaderboard?limit=100 (wrk, 2 threads, 8 connections, 20 s)"
-wrk -t2 -c8 -d20s --latency -H "Authorization: Bearer $BENCH_ADMIN_TOKEN" "$BASE/api/v1/leaderboard?limit=100"
+URL="$BASE/api/v1/leaderboard?limit=100"
+echo "== GET /api/v1/leaderboard?limit=100, one client at a time (latency), 20 s"
+wrk -t1 -c1 -d20s --latency -H "Authorization: Bearer $BENCH_ADMIN_TOKEN" "$URL"
+echo "== the same with 8 concurrent clients (throughput), 20 s"
+wrk -t2 -c8 -d20s --latency -H "Authorization: Bearer $BENCH_ADMIN_TOKEN" "$URL"
 echo "== the same through psql (server-side execution time of the query)"
 "${PSQL[@]}" -d "$DB" -c "EXPLAIN ANALYZE SELECT s.openid, u.nickname, s.invites FROM (SELECT openid, invites, reached_at FROM inviter_stats WHERE campaign_id = 1 AND invites > 0 ORDER BY invites DESC, reached_at ASC, openid ASC LIMIT 100) s LEFT JOIN users u ON u.openid = s.openid" | tail -3
 bench_server_memory
