@@ -47,7 +47,7 @@ pub async fn handle(state: &AppState, openid: &OpenId, push: &Push) -> anyhow::R
     };
     let (outcome, reply) = match push.kind() {
         PushKind::Subscribe { scene, .. } => {
-            subscribe(state, &mut tx, event_id, openid, at, scene).await?
+            subscribe(&mut tx, event_id, openid, at, scene).await?
         }
         PushKind::Scan { scene, .. } => scan(&mut tx, openid, at, scene).await?,
         PushKind::Unsubscribe => unsubscribe(&mut tx, event_id, openid, at).await?,
@@ -68,6 +68,10 @@ pub async fn handle(state: &AppState, openid: &OpenId, push: &Push) -> anyhow::R
     };
     db::events::set_outcome(&mut tx, event_id, outcome).await?;
     tx.commit().await.context("committing the push")?;
+    if outcome == "credited" {
+        // Only now can the worker see the messages this credit queued.
+        state.outbox_wake.notify_one();
+    }
     tracing::Span::current().record("outcome", outcome);
     Ok(Handled {
         duplicate: false,
@@ -77,7 +81,6 @@ pub async fn handle(state: &AppState, openid: &OpenId, push: &Push) -> anyhow::R
 }
 
 async fn subscribe(
-    state: &AppState,
     tx: &mut Tx<'_>,
     event_id: i64,
     invitee: &OpenId,
@@ -199,7 +202,6 @@ async fn subscribe(
             .await?;
         }
     }
-    state.outbox_wake.notify_one();
     // Read without a lock: locking a second user row here could deadlock with a push about them.
     let inviter_name = db::users::nickname(&mut **tx, inviter)
         .await?
