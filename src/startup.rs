@@ -53,6 +53,7 @@ impl Application {
             .sandbox
             .then(|| sandbox(&mut settings, &local_base, &public_url));
         let state = connect(settings, &public_url).await?;
+        crate::auth::ensure_builtin_admin(&state).await?;
         let run_workers = state.settings.run_workers;
 
         let data = web::Data::new(state.clone());

@@ -1,6 +1,7 @@
 //! The only place SQL lives. One file per table group; functions take a pool or a
 //! transaction and return typed rows.
 
+pub mod admin;
 pub mod campaigns;
 pub mod codes;
 pub mod events;
