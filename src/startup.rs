@@ -88,11 +88,16 @@ impl Application {
         .run();
 
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let workers = if run_workers {
-            jobs::spawn(state.clone(), shutdown_rx)
+        let mut workers = if run_workers {
+            jobs::spawn(state.clone(), shutdown_rx.clone())
         } else {
             Vec::new()
         };
+        // Every instance makes WeChat calls, so every instance reports them.
+        workers.push(tokio::spawn(jobs::wechat_calls::run(
+            state.clone(),
+            shutdown_rx,
+        )));
         tracing::info!(address = %addr, public_url = %public_url, "listening");
         Ok(Application {
             port: addr.port(),
