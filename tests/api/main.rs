@@ -6,6 +6,7 @@ mod admin_browser;
 mod admin_client;
 mod admin_export;
 mod admin_login;
+mod admin_pages;
 mod browser;
 mod callback;
 mod codes;
