@@ -1,4 +1,4 @@
-//! The `fission` command line: serve (default), migrate, import-followers, simulate.
+//! The `fission` command line: serve (default), migrate, import-followers, admin, simulate.
 
 use std::process::ExitCode;
 
@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use fission::config::Settings;
 use fission::simulate::{self, SimulatedEvent};
 use fission::startup::{self, Application};
-use fission::{db, referral, telemetry};
+use fission::{auth, db, referral, telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -31,6 +31,11 @@ enum Command {
         #[arg(long)]
         restart: bool,
     },
+    /// Dashboard accounts.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// Sign and post a WeChat event to a running instance's callback.
     Simulate {
         #[command(subcommand)]
@@ -46,6 +51,20 @@ enum SimulateCommand {
     Scan(SimulateArgs),
     /// An unfollow.
     Unsubscribe(SimulateArgs),
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create a dashboard account (or set a new password for an existing one); the password is
+    /// read from the first line of standard input.
+    AddUser {
+        #[arg(long)]
+        username: String,
+        /// Read the password from standard input (the only way it is read; accepted for scripts
+        /// that spell it out).
+        #[arg(long)]
+        password_stdin: bool,
+    },
 }
 
 #[derive(Args)]
@@ -113,6 +132,17 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
                 "imported {} followers in {} pages",
                 report.followers, report.pages
             );
+        }
+        Command::Admin {
+            command: AdminCommand::AddUser { username, .. },
+        } => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            let password = line.trim_end_matches(['\r', '\n']).to_string();
+            let pool = db::connect(&settings.database_url, 2).await?;
+            db::migrate(&pool).await?;
+            auth::add_user(&pool, &username, password.into()).await?;
+            println!("account {username} saved");
         }
         Command::Simulate { event } => {
             let (kind, args) = match event {

@@ -27,6 +27,16 @@ end
 return 0
 "#;
 
+/// INCR that sets the expiry with the first increment, atomically, so a counter can never be
+/// left without one.
+const INCR_WITH_EXPIRY: &str = r#"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return n
+"#;
+
 impl SharedStore {
     pub async fn redis(url: &str, prefix: &str) -> anyhow::Result<SharedStore> {
         let client = redis::Client::open(url).context("parsing REDIS_URL")?;
@@ -124,6 +134,32 @@ impl SharedStore {
         }
     }
 
+    /// Adds one to the counter at `key` and returns the new value. The first increment starts
+    /// the window: the key expires `window` after it, however often it is incremented since.
+    pub async fn incr(&self, key: &str, window: Duration) -> anyhow::Result<i64> {
+        match self {
+            SharedStore::Redis { conn, prefix } => {
+                let mut conn = conn.clone();
+                let n: i64 = redis::Script::new(INCR_WITH_EXPIRY)
+                    .key(format!("{prefix}{key}"))
+                    .arg(window.as_millis().max(1) as u64)
+                    .invoke_async(&mut conn)
+                    .await
+                    .context("Redis INCR")?;
+                Ok(n)
+            }
+            SharedStore::Memory(map) => {
+                let mut map = lock(map);
+                let (n, until) = match live(&mut map, key) {
+                    Some((value, until)) => (value.parse::<i64>().unwrap_or(0) + 1, *until),
+                    None => (1, Instant::now() + window),
+                };
+                map.insert(key.to_string(), (n.to_string(), until));
+                Ok(n)
+            }
+        }
+    }
+
     pub async fn ping(&self) -> anyhow::Result<()> {
         if let SharedStore::Redis { conn, .. } = self {
             let mut conn = conn.clone();
@@ -178,5 +214,15 @@ mod tests {
             .unwrap();
         tokio::time::sleep(Duration::from_millis(5)).await;
         assert_eq!(store.get("short").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn memory_counters_count_within_their_window() {
+        let store = SharedStore::memory();
+        let window = Duration::from_millis(30);
+        assert_eq!(store.incr("c", window).await.unwrap(), 1);
+        assert_eq!(store.incr("c", window).await.unwrap(), 2);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert_eq!(store.incr("c", window).await.unwrap(), 1);
     }
 }

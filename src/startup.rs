@@ -53,6 +53,7 @@ impl Application {
             .sandbox
             .then(|| sandbox(&mut settings, &local_base, &public_url));
         let state = connect(settings, &public_url).await?;
+        crate::auth::ensure_builtin_admin(&state).await?;
         let run_workers = state.settings.run_workers;
 
         let data = web::Data::new(state.clone());
@@ -87,11 +88,16 @@ impl Application {
         .run();
 
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let workers = if run_workers {
-            jobs::spawn(state.clone(), shutdown_rx)
+        let mut workers = if run_workers {
+            jobs::spawn(state.clone(), shutdown_rx.clone())
         } else {
             Vec::new()
         };
+        // Every instance makes WeChat calls, so every instance reports them.
+        workers.push(tokio::spawn(jobs::wechat_calls::run(
+            state.clone(),
+            shutdown_rx,
+        )));
         tracing::info!(address = %addr, public_url = %public_url, "listening");
         Ok(Application {
             port: addr.port(),

@@ -1,13 +1,18 @@
 //! The only place SQL lives. One file per table group; functions take a pool or a
 //! transaction and return typed rows.
 
+pub mod admin;
+pub mod campaign_edit;
 pub mod campaigns;
+pub mod charts;
 pub mod codes;
+pub mod dashboard;
 pub mod events;
 pub mod outbox;
 pub mod referrals;
 pub mod state;
 pub mod users;
+pub mod wechat_calls;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -2,6 +2,7 @@
 //! invite codes. Both stop when the shutdown signal flips, after finishing the job in hand.
 
 pub mod outbox;
+pub mod wechat_calls;
 
 use std::time::Duration;
 

@@ -1,6 +1,7 @@
 //! Thin HTTP handlers: parse the request into domain values, call `referral` / `wechat`,
 //! shape the answer. The route table is `configure`.
 
+pub mod admin;
 pub mod api;
 pub mod callback;
 pub mod export;
@@ -20,10 +21,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(callback::receive)),
         )
         .route("/media/{key:.+}", web::get().to(media::serve))
-        .route(
-            "/admin/export/referrals.csv",
-            web::get().to(export::referrals_csv),
-        )
+        .configure(admin::configure)
         .service(
             web::scope("/api/v1")
                 .wrap(actix_web::middleware::from_fn(api::require_bearer))

@@ -161,11 +161,16 @@ pub fn showqrcode_url(mp_base: &str, ticket: &str) -> String {
 
 /// Renders `content` (a ticket's `url`) as a PNG QR code, about 430 px square with a quiet zone.
 pub fn render_png(content: &str) -> anyhow::Result<Vec<u8>> {
+    render_png_at(content, 430)
+}
+
+/// As `render_png`, at least `min_px` square (whole pixels per module, so it stays sharp).
+pub fn render_png_at(content: &str, min_px: u32) -> anyhow::Result<Vec<u8>> {
     let code = qrcode::QrCode::with_error_correction_level(content.as_bytes(), qrcode::EcLevel::M)
         .context("content does not fit in a QR code")?;
     let image = code
         .render::<image::Luma<u8>>()
-        .min_dimensions(430, 430)
+        .min_dimensions(min_px, min_px)
         .build();
     let mut png = Vec::new();
     image::DynamicImage::ImageLuma8(image)

@@ -20,6 +20,16 @@ pub struct Browser {
 impl Browser {
     /// A browser whose viewport is `width`×`height` CSS pixels, as a phone's.
     pub async fn phone(test_name: &str, width: u32, height: u32) -> Browser {
+        Browser::with_language(test_name, width, height, "en-US").await
+    }
+
+    /// As `phone`, with the browser asking for pages in `language` (Accept-Language).
+    pub async fn with_language(
+        test_name: &str,
+        width: u32,
+        height: u32,
+        language: &str,
+    ) -> Browser {
         crate::helpers::install_crypto_provider();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -46,7 +56,9 @@ impl Browser {
                     "--disable-quic", "--no-first-run", "--disable-background-networking",
                     "--disable-component-update", "--disable-sync", "--hide-scrollbars",
                     format!("--user-data-dir={}", profile.display()),
+                    format!("--lang={language}"),
                 ],
+                "prefs": { "intl.accept_languages": language },
                 "mobileEmulation": { "deviceMetrics": { "width": width, "height": height, "pixelRatio": 1.0 } }
             }),
         );

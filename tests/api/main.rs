@@ -1,6 +1,12 @@
 //! Integration tests through the real HTTP surface: real PostgreSQL, real Redis, and a
 //! stand-in WeChat server started by the tests.
 
+mod admin_access;
+mod admin_browser;
+mod admin_client;
+mod admin_export;
+mod admin_login;
+mod admin_pages;
 mod browser;
 mod callback;
 mod codes;

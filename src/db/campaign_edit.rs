@@ -1,0 +1,210 @@
+//! Writing campaigns from the dashboard: the campaign with its texts, poster layout and reward
+//! tiers in one transaction, the poster background, and what the edit page shows.
+
+use serde_json::Value;
+use sqlx::PgPool;
+
+use super::Tx;
+
+/// A campaign as the dashboard's form submits it, already validated.
+#[derive(Debug, Clone)]
+pub struct CampaignInput {
+    pub name: String,
+    pub starts_at: chrono::DateTime<chrono::Utc>,
+    pub ends_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub revoke_window_days: i32,
+    pub revoke_rewards: bool,
+    pub welcome_text: String,
+    pub credit_text: String,
+    pub reward_text: String,
+    pub rules: String,
+    pub template_id: Option<String>,
+    pub poster_layout: Value,
+    pub tiers: Vec<TierInput>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierInput {
+    /// An existing tier to change; `None` adds one.
+    pub id: Option<i64>,
+    pub threshold: i32,
+    pub name: String,
+    pub uses_codes: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    /// A tier that rewards were already granted for cannot be removed.
+    #[error("tier {0} has grants")]
+    TierInUse(i64),
+    #[error("two tiers have the same threshold")]
+    DuplicateThreshold,
+    #[error("no such campaign")]
+    NotFound,
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+fn map_unique(e: sqlx::Error) -> SaveError {
+    if super::is_unique_violation(&e, "reward_tiers_campaign_id_threshold_key") {
+        SaveError::DuplicateThreshold
+    } else {
+        SaveError::Db(e)
+    }
+}
+
+pub async fn create(pool: &PgPool, c: &CampaignInput) -> Result<i64, SaveError> {
+    let mut tx = pool.begin().await?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO campaigns (name, starts_at, ends_at, revoke_window_days, revoke_rewards,
+             welcome_text, credit_text, reward_text, rules, template_id, poster_layout)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+    )
+    .bind(&c.name)
+    .bind(c.starts_at)
+    .bind(c.ends_at)
+    .bind(c.revoke_window_days)
+    .bind(c.revoke_rewards)
+    .bind(&c.welcome_text)
+    .bind(&c.credit_text)
+    .bind(&c.reward_text)
+    .bind(&c.rules)
+    .bind(&c.template_id)
+    .bind(&c.poster_layout)
+    .fetch_one(&mut *tx)
+    .await?;
+    save_tiers(&mut tx, id, &c.tiers, &[]).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Updates the campaign; tiers in `removed` are deleted unless rewards were granted for them.
+pub async fn update(
+    pool: &PgPool,
+    id: i64,
+    c: &CampaignInput,
+    removed: &[i64],
+) -> Result<(), SaveError> {
+    let mut tx = pool.begin().await?;
+    let found = sqlx::query(
+        "UPDATE campaigns SET name = $2, starts_at = $3, ends_at = $4, revoke_window_days = $5,
+             revoke_rewards = $6, welcome_text = $7, credit_text = $8, reward_text = $9,
+             rules = $10, template_id = $11, poster_layout = $12
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(&c.name)
+    .bind(c.starts_at)
+    .bind(c.ends_at)
+    .bind(c.revoke_window_days)
+    .bind(c.revoke_rewards)
+    .bind(&c.welcome_text)
+    .bind(&c.credit_text)
+    .bind(&c.reward_text)
+    .bind(&c.rules)
+    .bind(&c.template_id)
+    .bind(&c.poster_layout)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if found == 0 {
+        return Err(SaveError::NotFound);
+    }
+    save_tiers(&mut tx, id, &c.tiers, removed).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn save_tiers(
+    tx: &mut Tx<'_>,
+    campaign: i64,
+    tiers: &[TierInput],
+    removed: &[i64],
+) -> Result<(), SaveError> {
+    for &tier in removed {
+        let deleted = sqlx::query(
+            "DELETE FROM reward_tiers t WHERE t.id = $1 AND t.campaign_id = $2
+               AND NOT EXISTS (SELECT 1 FROM reward_grants g WHERE g.tier_id = t.id)",
+        )
+        .bind(tier)
+        .bind(campaign)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if deleted == 0 {
+            return Err(SaveError::TierInUse(tier));
+        }
+    }
+    for t in tiers {
+        let query = match t.id {
+            Some(_) => sqlx::query(
+                "UPDATE reward_tiers SET threshold = $2, name = $3, uses_codes = $4
+                 WHERE id = $5 AND campaign_id = $1",
+            ),
+            None => sqlx::query(
+                "INSERT INTO reward_tiers (campaign_id, threshold, name, uses_codes)
+                 VALUES ($1, $2, $3, $4)",
+            ),
+        };
+        let query = query
+            .bind(campaign)
+            .bind(t.threshold)
+            .bind(&t.name)
+            .bind(t.uses_codes);
+        let query = match t.id {
+            Some(id) => query.bind(id),
+            None => query,
+        };
+        query.execute(&mut **tx).await.map_err(map_unique)?;
+    }
+    Ok(())
+}
+
+/// The campaign's poster background key and layout.
+pub async fn poster(pool: &PgPool, id: i64) -> sqlx::Result<Option<(Option<String>, Value)>> {
+    sqlx::query_as("SELECT poster_background_key, poster_layout FROM campaigns WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+pub async fn set_poster_background(pool: &PgPool, id: i64, key: &str) -> sqlx::Result<bool> {
+    sqlx::query("UPDATE campaigns SET poster_background_key = $2 WHERE id = $1")
+        .bind(id)
+        .bind(key)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected() == 1)
+}
+
+/// A tier with how many rewards it granted (codes left: `campaigns::stock`).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TierSummary {
+    pub id: i64,
+    pub threshold: i32,
+    pub name: String,
+    pub uses_codes: bool,
+    pub granted: i64,
+}
+
+pub async fn tier_summaries(pool: &PgPool, campaign: i64) -> sqlx::Result<Vec<TierSummary>> {
+    sqlx::query_as(
+        "SELECT t.id, t.threshold, t.name, t.uses_codes,
+                (SELECT count(*) FROM reward_grants g WHERE g.tier_id = t.id) AS granted
+         FROM reward_tiers t WHERE t.campaign_id = $1 ORDER BY t.threshold",
+    )
+    .bind(campaign)
+    .fetch_all(pool)
+    .await
+}
+
+/// Whether `tier` belongs to `campaign`.
+pub async fn tier_of(pool: &PgPool, campaign: i64, tier: i64) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM reward_tiers WHERE id = $1 AND campaign_id = $2)",
+    )
+    .bind(tier)
+    .bind(campaign)
+    .fetch_one(pool)
+    .await
+}

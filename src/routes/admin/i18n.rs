@@ -1,0 +1,347 @@
+//! The dashboard's two languages: Chinese by default, English when the browser's
+//! Accept-Language prefers it. One table, key → (Chinese, English); a test checks that every
+//! key the templates and handlers use is in it.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Zh,
+    En,
+}
+
+impl Lang {
+    /// The language the browser ranks highest among the two we have (ties: the first listed).
+    pub fn from_accept_language(header: &str) -> Lang {
+        let mut best: Option<(f32, Lang)> = None;
+        for entry in header.split(',') {
+            let mut parts = entry.split(';');
+            let tag = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = parts
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            let lang = match tag.split('-').next() {
+                Some("en") => Lang::En,
+                Some("zh") => Lang::Zh,
+                _ => continue,
+            };
+            if q > 0.0 && best.is_none_or(|(bq, _)| q > bq) {
+                best = Some((q, lang));
+            }
+        }
+        best.map_or(Lang::Zh, |(_, lang)| lang)
+    }
+
+    pub fn html(&self) -> &'static str {
+        match self {
+            Lang::Zh => "zh-CN",
+            Lang::En => "en",
+        }
+    }
+}
+
+pub struct Msg;
+
+impl Msg {
+    /// The text of `key`; an unknown key shows itself (and fails the table test).
+    pub fn get(lang: Lang, key: &str) -> &'static str {
+        match MESSAGES.binary_search_by(|(k, _, _)| (*k).cmp(key)) {
+            Ok(i) => match lang {
+                Lang::Zh => MESSAGES[i].1,
+                Lang::En => MESSAGES[i].2,
+            },
+            Err(_) => "??",
+        }
+    }
+}
+
+/// Sorted by key (binary search; a test keeps it sorted).
+const MESSAGES: &[(&str, &str, &str)] = &[
+    ("board.all_campaigns", "全部活动（累计）", "All campaigns (all-time)"),
+    ("board.apply", "筛选", "Apply"),
+    ("board.campaign", "活动", "Campaign"),
+    ("board.date_error", "日期格式应为 年-月-日", "Dates must be YYYY-MM-DD"),
+    ("board.empty", "还没有邀请记录。", "No referrals yet."),
+    ("board.export", "导出排行榜 CSV", "Export leaderboard CSV"),
+    ("board.export_ledger", "导出邀请明细 CSV", "Export referral ledger CSV"),
+    ("board.from", "从", "From"),
+    ("board.invites", "有效邀请", "Invites"),
+    ("board.nickname", "昵称", "Nickname"),
+    ("board.rank", "排名", "Rank"),
+    ("board.search", "搜索", "Search"),
+    ("board.search_hint", "昵称或完整 OpenID", "Nickname or full OpenID"),
+    ("board.to", "到", "To"),
+    ("brand.admin", "运营后台", "Dashboard"),
+    ("campaign.add_codes", "添加兑换码", "Add codes"),
+    ("campaign.avatar", "头像", "Avatar"),
+    ("campaign.background", "海报背景图", "Poster background"),
+    ("campaign.background_hint", "PNG 或 JPEG，不超过 5 MB，建议 750×1334", "PNG or JPEG, at most 5 MB; 750×1334 suggested"),
+    ("campaign.basics", "基本设置", "Basics"),
+    ("campaign.code_pool", "兑换码池", "Code pool"),
+    ("campaign.code_pools", "奖励兑换码", "Reward code pools"),
+    ("campaign.codes_file", "兑换码文件", "Code file"),
+    ("campaign.codes_placeholder", "或在此粘贴，每行一个兑换码", "Or paste here, one code per line"),
+    ("campaign.credit_hint", "邀请成功后发给邀请人。", "Sent to the inviter on each credit."),
+    ("campaign.credit_text", "邀请成功通知", "Credit message"),
+    ("campaign.default", "默认", "default"),
+    ("campaign.ended", "已结束", "Ended"),
+    ("campaign.ends_at", "结束时间", "Ends"),
+    ("campaign.granted", "已发放", "granted"),
+    ("campaign.layout_hint", "单位为背景图像素，原点在左上角。", "In background pixels, from the top-left corner."),
+    ("campaign.messages", "消息文案", "Messages"),
+    ("campaign.name", "活动名称", "Name"),
+    ("campaign.new", "新建活动", "New campaign"),
+    ("campaign.nickname", "昵称", "Nickname"),
+    ("campaign.nickname_color", "昵称颜色", "Nickname colour"),
+    ("campaign.no_background", "尚未上传背景图（使用默认海报）。", "No background uploaded (the default poster is used)."),
+    ("campaign.no_end", "不结束", "open-ended"),
+    ("campaign.no_pool", "该档位不发兑换码。", "This tier hands out no codes."),
+    ("campaign.no_tiers", "还没有奖励档位。", "No reward tiers yet."),
+    ("campaign.poster", "海报", "Poster"),
+    ("campaign.poster_layout", "海报布局", "Poster layout"),
+    ("campaign.poster_preview", "海报预览", "Poster preview"),
+    ("campaign.qr", "二维码", "QR code"),
+    ("campaign.revoke_rewards", "撤销邀请时同时收回已发奖励", "Take rewards back when a credit is revoked"),
+    ("campaign.revoke_window", "取关撤销期（天）", "Revoke window (days)"),
+    ("campaign.revoke_window_hint", "好友在此天数内取关则撤销邀请；0 表示不撤销。", "A friend unfollowing within this many days revokes the credit; 0 = never."),
+    ("campaign.reward_hint", "达到档位时发给邀请人。", "Sent to the inviter on reaching a tier."),
+    ("campaign.reward_name", "奖励名称", "Reward"),
+    ("campaign.reward_placeholder", "例如：10 元优惠券", "e.g. ¥10 coupon"),
+    ("campaign.reward_text", "获得奖励通知", "Reward message"),
+    ("campaign.rules", "活动规则", "Rules"),
+    ("campaign.rules_hint", "展示在粉丝的邀请页上。", "Shown on the followers' invite page."),
+    ("campaign.running", "进行中", "Running"),
+    ("campaign.save_first", "保存活动后可上传海报背景和兑换码。", "Save the campaign to upload a poster background and reward codes."),
+    ("campaign.saved", "已保存。", "Saved."),
+    ("campaign.size", "大小", "Size"),
+    ("campaign.starts_at", "开始时间", "Starts"),
+    ("campaign.stock", "剩余兑换码", "Codes left"),
+    ("campaign.template_hint", "客服消息超出 48 小时窗口时改发此模板消息。", "Used when a customer-service message is outside the 48-hour window."),
+    ("campaign.template_id", "模板消息 ID", "Template message id"),
+    ("campaign.threshold", "邀请人数", "Invites"),
+    ("campaign.tiers", "奖励档位", "Reward tiers"),
+    ("campaign.tiers_hint", "邀请满指定人数即发放；清空一行即删除该档位（已发放过的档位不能删除）。", "Granted on reaching the number of invites; empty a row to remove its tier (not once it was granted)."),
+    ("campaign.time_zone", "时间按北京时间（UTC+8）。", "Times are China Standard Time (UTC+8)."),
+    ("campaign.upcoming", "未开始", "Upcoming"),
+    ("campaign.upload", "上传", "Upload"),
+    ("campaign.uploaded", "上传成功。", "Uploaded."),
+    ("campaign.uses_codes", "发兑换码", "Hands out codes"),
+    ("campaign.welcome_hint", "新粉丝关注时自动回复。", "Replied to a new follower on following."),
+    ("campaign.welcome_text", "欢迎语", "Welcome message"),
+    ("channels.bad_name", "渠道名称需 1–64 个字符。", "A channel name is 1 to 64 characters."),
+    ("channels.create", "创建渠道码", "Create channel code"),
+    ("channels.created", "创建时间", "Created"),
+    ("channels.download", "下载二维码（印刷尺寸）", "Download QR (print size)"),
+    ("channels.intro", "渠道码是永久二维码，用于门店、海报等线下渠道；扫码关注计入渠道，不计入任何粉丝的邀请。", "Channel codes are permanent QR codes for shops, flyers and the like; follows through them count for the channel, never as a follower's invite."),
+    ("channels.issue_failed", "生成二维码失败", "Could not issue the QR code"),
+    ("channels.name", "渠道名称", "Channel name"),
+    ("channels.name_hint", "例如：朝阳门店", "e.g. Downtown shop"),
+    ("channels.none", "还没有渠道码。", "No channel codes yet."),
+    ("channels.scene", "场景值", "Scene"),
+    ("channels.taken", "已有同名渠道。", "A channel with that name exists."),
+    ("chart.channel", "渠道", "Channel"),
+    ("chart.daily_note", "按关注事件的结果统计；已知的老粉丝重新关注不计入。", "From the outcome of each follow; known followers coming back are not counted."),
+    ("chart.daily_title", "每日新增关注", "New followers per day"),
+    ("chart.days", "天", "days"),
+    ("chart.follows", "关注", "Follows"),
+    ("chart.follows_7d_old", "满 7 天的关注", "Follows ≥7 days old"),
+    ("chart.funnel_note", "扫码 → 关注 → 7 天后仍关注（仅统计已满 7 天的关注）→ 达到奖励档位的邀请人。", "Scans → follows → still following after 7 days (of follows at least 7 days old) → inviters reaching a tier."),
+    ("chart.funnel_title", "转化漏斗", "Funnel"),
+    ("chart.k", "K 因子", "K-factor"),
+    ("chart.k_note", "截至当天：有效邀请数 ÷ 领取了邀请码的粉丝数。", "Up to each day: standing credited invites ÷ followers who took an invite code."),
+    ("chart.k_title", "K 因子", "K-factor"),
+    ("chart.other", "其他", "Other"),
+    ("chart.range", "时间范围", "Range"),
+    ("chart.referred", "邀请", "Referred"),
+    ("chart.retained", "7 天后仍关注", "Still following at 7 days"),
+    ("chart.scans", "扫码", "Scans"),
+    ("chart.tier", "达到奖励", "Reached a tier"),
+    ("common.days", "天", "days"),
+    ("common.edit", "编辑", "Edit"),
+    ("common.minutes", "分钟", "min"),
+    ("common.no", "否", "No"),
+    ("common.optional", "选填", "optional"),
+    ("common.save", "保存", "Save"),
+    ("common.yes", "是", "Yes"),
+    ("form.color_invalid", "颜色格式为 #rrggbb", "Colours are #rrggbb"),
+    ("form.end_before_start", "结束时间须晚于开始时间", "The end must be after the start"),
+    ("form.has_errors", "有内容需要修改，见下方标出的字段。", "Some fields need changes; see below."),
+    ("form.layout_invalid", "位置和大小须为合理的整数像素值", "Positions and sizes must be whole pixels in range"),
+    ("form.name_invalid", "请填写 1–64 个字符的名称", "Enter a name of 1 to 64 characters"),
+    ("form.rules_too_long", "规则最多 5000 字", "Rules are at most 5000 characters"),
+    ("form.template_invalid", "模板 ID 只含字母、数字、_ 和 -", "A template id has only letters, digits, _ and -"),
+    ("form.text_empty", "请填写文案", "Enter a text"),
+    ("form.text_too_long", "文案最多 600 字", "At most 600 characters"),
+    ("form.text_unknown_placeholder", "含有此消息不支持的 {占位符}", "Uses a {placeholder} this message does not have"),
+    ("form.tier_duplicate", "两个档位的邀请人数相同", "Two tiers have the same number of invites"),
+    ("form.tier_in_use", "该档位已发放过奖励，不能删除", "Rewards were granted for this tier; it cannot be removed"),
+    ("form.tier_name", "请填写奖励名称（最多 64 字）", "Enter the reward (at most 64 characters)"),
+    ("form.tier_threshold", "邀请人数须为正整数", "The number of invites must be a positive whole number"),
+    ("form.time_invalid", "请填写有效的日期和时间", "Enter a valid date and time"),
+    ("form.window_invalid", "撤销期为 0–365 天", "The revoke window is 0 to 365 days"),
+    ("grant.granted", "已发放", "granted"),
+    ("grant.out_of_stock", "兑换码不足", "out of codes"),
+    ("grant.revoked", "已收回", "revoked"),
+    ("health.attempts", "尝试次数", "Attempts"),
+    ("health.calls", "近 24 小时微信接口调用", "WeChat API calls, last 24 h"),
+    ("health.count", "次数", "Calls"),
+    ("health.error", "错误", "Error"),
+    ("health.errors", "出错", "errors"),
+    ("health.event", "事件", "Event"),
+    ("health.failed", "失败", "failed"),
+    ("health.kind", "类型", "Kind"),
+    ("health.no_calls", "近 24 小时没有调用记录。", "No calls recorded in the last 24 h."),
+    ("health.no_failed", "没有发送失败的消息。", "No failed messages."),
+    ("health.outbox", "消息队列", "Outbox"),
+    ("health.outcome", "处理结果", "Outcome"),
+    ("health.pushes", "最近收到的推送", "Latest pushes received"),
+    ("health.quota", "永久二维码额度", "Permanent QR quota"),
+    ("health.quota_note", "永久二维码上限 100,000 个；用完后自动改发 30 天临时码。", "WeChat allows 100,000 permanent codes; after that, 30-day temporary codes are issued."),
+    ("health.quota_warning", "永久二维码已用超过 80%，请做好改用临时码的准备。", "Over 80% of the permanent QR quota is used: plan for temporary codes."),
+    ("health.retried", "已重新加入发送队列。", "Queued again."),
+    ("health.retry", "重试", "Retry"),
+    ("health.token_age", "已使用", "Age"),
+    ("health.token_expires", "剩余有效期", "Expires in"),
+    ("health.token_none", "尚未获取", "not fetched yet"),
+    ("health.token_refresh", "计划刷新", "Refresh in"),
+    ("health.token_source", "获取方式", "Source"),
+    ("health.token_state", "状态", "State"),
+    ("health.token_unreadable", "无法读取（Redis？）", "unreadable (Redis?)"),
+    ("home.credits", "有效邀请", "Standing invites"),
+    ("home.current_campaign", "当前活动", "current campaign"),
+    ("home.failed_messages", "有发送失败的消息", "Failed messages"),
+    ("home.follows_today", "今日关注", "Follows today"),
+    ("home.full_board", "完整排行榜", "Full leaderboard"),
+    ("home.inviters", "邀请人", "Inviters"),
+    ("home.no_campaign", "当前没有进行中的活动。", "No campaign is running."),
+    ("home.outbox", "待发消息", "Messages queued"),
+    ("home.running", "进行中的活动", "Running campaign"),
+    ("home.title", "概览", "Overview"),
+    ("home.top", "邀请排行前 10", "Top 10 inviters"),
+    ("login.password", "密码", "Password"),
+    ("login.submit", "登录", "Sign in"),
+    ("login.throttled", "失败次数过多，请 15 分钟后再试。", "Too many failed attempts; try again in 15 minutes."),
+    ("login.title", "登录运营后台", "Sign in to the dashboard"),
+    ("login.username", "用户名", "Username"),
+    ("login.wrong", "用户名或密码错误。", "Wrong username or password."),
+    ("nav.campaigns", "活动", "Campaigns"),
+    ("nav.channels", "渠道码", "Channels"),
+    ("nav.charts", "数据图表", "Charts"),
+    ("nav.health", "接口状态", "Health"),
+    ("nav.home", "概览", "Overview"),
+    ("nav.label", "后台导航", "Dashboard"),
+    ("nav.leaderboard", "排行榜", "Leaderboard"),
+    ("nav.logout", "退出", "Sign out"),
+    ("pager.next", "下一页", "Next"),
+    ("pager.page", "第", "Page"),
+    ("pager.prev", "上一页", "Previous"),
+    ("ph.code", "兑换码（如有）", "the reward code, if any"),
+    ("ph.count", "已邀请人数", "invites so far"),
+    ("ph.invitee", "新粉丝昵称", "the new follower's nickname"),
+    ("ph.inviter", "邀请人昵称", "the inviter's nickname"),
+    ("ph.next", "距下一档奖励的提示", "how far to the next reward"),
+    ("ph.reward", "奖励名称", "the reward's name"),
+    ("upload.bad_code", "有一行不是兑换码（最长 128 字符，不含控制字符）", "A line is not a code (at most 128 characters, no control characters)"),
+    ("upload.bad_size", "图片尺寸须在 200–5000 × 200–8000 像素之间", "The image must be 200–5000 × 200–8000 pixels"),
+    ("upload.empty", "请选择文件", "Choose a file"),
+    ("upload.no_codes", "没有找到兑换码", "No codes found"),
+    ("upload.not_image", "只接受 PNG 或 JPEG 图片", "Only PNG or JPEG images"),
+    ("upload.not_utf8", "文件须为 UTF-8 文本", "The file must be UTF-8 text"),
+    ("upload.too_large", "文件太大", "The file is too large"),
+    ("user.campaign", "活动", "Campaign"),
+    ("user.code", "兑换码", "Code"),
+    ("user.counts", "有效邀请（按活动）", "Standing invites by campaign"),
+    ("user.credited", "有效", "credited"),
+    ("user.credited_at", "邀请时间", "Credited"),
+    ("user.followed_since", "最早关注", "Following since"),
+    ("user.imported", "导入的老粉丝", "Imported follower"),
+    ("user.invited_by", "邀请人", "Invited by"),
+    ("user.invitees", "邀请的好友", "Invitees"),
+    ("user.no_invites", "还没有邀请记录。", "No invites yet."),
+    ("user.no_nickname", "（无昵称）", "(no nickname)"),
+    ("user.none", "无", "None"),
+    ("user.profile", "资料", "Profile"),
+    ("user.revocations", "撤销记录", "Revocations"),
+    ("user.revoked", "已撤销", "revoked"),
+    ("user.revoked_at", "撤销时间", "Revoked"),
+    ("user.reward", "奖励", "Reward"),
+    ("user.rewards", "奖励", "Rewards"),
+    ("user.status", "状态", "Status"),
+    ("user.subscribed", "关注中", "Following"),
+    ("user.time", "时间", "Time"),
+    ("user.timeline", "事件时间线", "Events"),
+    ("user.unknown", "未知粉丝", "Unknown follower"),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn english_only_when_preferred() {
+        assert_eq!(Lang::from_accept_language(""), Lang::Zh);
+        assert_eq!(
+            Lang::from_accept_language("zh-CN,zh;q=0.9,en;q=0.8"),
+            Lang::Zh
+        );
+        assert_eq!(
+            Lang::from_accept_language("en-US,en;q=0.9,zh-CN;q=0.8"),
+            Lang::En
+        );
+        assert_eq!(Lang::from_accept_language("fr-FR,en;q=0.5"), Lang::En);
+        assert_eq!(Lang::from_accept_language("de-DE"), Lang::Zh);
+        assert_eq!(Lang::from_accept_language("zh;q=0.5,en;q=0.7"), Lang::En);
+    }
+
+    #[test]
+    fn the_table_is_sorted_and_unique() {
+        for pair in MESSAGES.windows(2) {
+            assert!(pair[0].0 < pair[1].0, "{} / {}", pair[0].0, pair[1].0);
+        }
+    }
+
+    /// Every `f.t("key")` in the templates and every message key in the handlers exists.
+    #[test]
+    fn every_key_used_is_in_the_table() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut sources = Vec::new();
+        for dir in ["templates/admin", "src/routes/admin"] {
+            for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+                sources.push(std::fs::read_to_string(entry.unwrap().path()).unwrap());
+            }
+        }
+        let prefixes = [
+            "board.",
+            "brand.",
+            "campaign.",
+            "channels.",
+            "chart.",
+            "common.",
+            "form.",
+            "grant.",
+            "health.",
+            "home.",
+            "login.",
+            "nav.",
+            "pager.",
+            "ph.",
+            "upload.",
+            "user.",
+        ];
+        let mut checked = 0;
+        for source in &sources {
+            for piece in source.split('"').skip(1).step_by(2) {
+                let is_key = prefixes
+                    .iter()
+                    .any(|p| piece.starts_with(p) && piece.len() > p.len())
+                    && piece.chars().all(|c| {
+                        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_'
+                    });
+                if is_key {
+                    checked += 1;
+                    assert_ne!(Msg::get(Lang::En, piece), "??", "missing message {piece}");
+                }
+            }
+        }
+        assert!(checked > 100, "only {checked} keys found");
+    }
+}

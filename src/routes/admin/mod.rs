@@ -1,0 +1,187 @@
+//! `/admin`: the operators' dashboard. `ROUTES` is the one route table (tests walk it, so a new
+//! route is covered by the access tests automatically), and `guard` — applied once to the whole
+//! scope — is the only place sign-in and CSRF are checked.
+
+mod campaign_form;
+mod campaigns;
+mod channels;
+mod charts;
+mod csrf;
+mod frame;
+mod health;
+mod home;
+mod i18n;
+mod leaderboard;
+mod login;
+mod poster_preview;
+mod session;
+mod uploads;
+mod users;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ResourceDef, ServiceRequest, ServiceResponse};
+use actix_web::http::{header, Method};
+use actix_web::middleware::{from_fn, Next};
+use actix_web::{web, HttpMessage, HttpResponse};
+
+use crate::error::AppError;
+use crate::routes::export;
+use crate::state::AppState;
+
+pub use frame::{cn_time, grant_status_key, Frame};
+pub use i18n::Lang;
+pub use leaderboard::selected_campaign;
+pub use session::SignedIn;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// The login form: anyone (its POST still needs the session's CSRF token).
+    Public,
+    /// A signed-in operator.
+    Session,
+    /// A signed-in operator, or a script with `Authorization: Bearer $FISSION_ADMIN_TOKEN`.
+    SessionOrBearer,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RouteInfo {
+    pub method: &'static str,
+    /// Under `/admin`, in actix's pattern syntax.
+    pub path: &'static str,
+    pub access: Access,
+}
+
+macro_rules! admin_routes {
+    ($($method:ident $path:literal $access:ident => $handler:path;)*) => {
+        /// Every route under `/admin`.
+        pub const ROUTES: &[RouteInfo] = &[$(RouteInfo {
+            method: stringify!($method),
+            path: $path,
+            access: Access::$access,
+        }),*];
+
+        fn register(cfg: &mut web::ServiceConfig) {
+            $(cfg.route($path, web::$method().to($handler));)*
+        }
+    };
+}
+
+admin_routes! {
+    get  "/login" Public => login::form;
+    post "/login" Public => login::submit;
+    post "/logout" Session => login::logout;
+    get  "" Session => home::page;
+    get  "/leaderboard" Session => leaderboard::page;
+    get  "/users/{openid}" Session => users::page;
+    get  "/campaigns" Session => campaigns::list;
+    get  "/campaigns/new" Session => campaigns::new_form;
+    post "/campaigns" Session => campaigns::create;
+    get  "/campaigns/{id}" Session => campaigns::edit_form;
+    post "/campaigns/{id}" Session => campaigns::update;
+    post "/campaigns/{id}/poster-background" Session => uploads::poster_background;
+    post "/campaigns/{id}/tiers/{tier}/codes" Session => uploads::reward_codes;
+    get  "/campaigns/{id}/poster-preview.png" Session => poster_preview::image;
+    get  "/channels" Session => channels::page;
+    post "/channels" Session => channels::create;
+    get  "/channels/{id}/qr.png" Session => channels::qr;
+    get  "/charts" Session => charts::page;
+    get  "/charts.json" Session => charts::data;
+    get  "/health" Session => health::page;
+    post "/outbox/{id}/retry" Session => health::retry;
+    get  "/export/referrals.csv" SessionOrBearer => export::referrals_csv;
+    get  "/export/leaderboard.csv" SessionOrBearer => export::leaderboard_csv;
+}
+
+/// Mounts the dashboard under `/admin`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/admin")
+            .wrap(from_fn(guard))
+            .app_data(web::FormConfig::default().limit(csrf::FORM_LIMIT))
+            .configure(register),
+    );
+}
+
+/// How the route a request names may be called; unknown paths need a session (a 404 is only
+/// shown to operators).
+fn access_of(method: &Method, path: &str) -> Access {
+    use std::sync::LazyLock;
+    static DEFS: LazyLock<Vec<(RouteInfo, ResourceDef)>> = LazyLock::new(|| {
+        ROUTES
+            .iter()
+            .map(|r| (*r, ResourceDef::new(format!("/admin{}", r.path))))
+            .collect()
+    });
+    DEFS.iter()
+        .find(|(r, def)| r.method.eq_ignore_ascii_case(method.as_str()) && def.is_match(path))
+        .map_or(Access::Session, |(r, _)| r.access)
+}
+
+fn is_read(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD)
+}
+
+/// Sign-in and CSRF for every `/admin` route. Without a session a page redirects to the login
+/// form and anything else is 401; a state-changing request must carry the session's CSRF token.
+async fn guard(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("application state missing")))?;
+    let access = access_of(req.method(), req.path());
+    let signed_in = session::signed_in(&state, &req).await?;
+    if signed_in.is_none() && access != Access::Public {
+        let bearer = access == Access::SessionOrBearer
+            && crate::routes::api::has_admin_token(&state, req.headers()).unwrap_or(false);
+        if !bearer {
+            let response = if is_read(req.method()) && access == Access::Session {
+                HttpResponse::Found()
+                    .insert_header((header::LOCATION, login::login_url(req.path())))
+                    .finish()
+            } else {
+                actix_web::ResponseError::error_response(&AppError::Unauthorized)
+            };
+            return Ok(req.into_response(response).map_into_right_body());
+        }
+    }
+    if !is_read(req.method()) && !csrf::check(&mut req).await? {
+        let response = HttpResponse::Forbidden()
+            .content_type("text/plain; charset=utf-8")
+            .body("CSRF token missing or wrong: reload the page and try again");
+        return Ok(req.into_response(response).map_into_right_body());
+    }
+    if let Some(user) = signed_in {
+        req.extensions_mut().insert(user);
+    }
+    Ok(next.call(req).await?.map_into_left_body())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_has_a_known_access_and_method() {
+        for r in ROUTES {
+            assert!(matches!(r.method, "get" | "post"), "{r:?}");
+            let path = format!(
+                "/admin{}",
+                r.path.replace("{id}", "1").replace("{tier}", "2")
+            );
+            let method = Method::from_bytes(r.method.to_uppercase().as_bytes()).unwrap();
+            if !r.path.contains("{openid}") {
+                assert_eq!(access_of(&method, &path), r.access, "{path}");
+            }
+        }
+        assert_eq!(access_of(&Method::GET, "/admin/nope"), Access::Session);
+        assert_eq!(access_of(&Method::POST, "/admin/login"), Access::Public);
+        assert_eq!(
+            access_of(&Method::POST, "/admin/export/referrals.csv"),
+            Access::Session
+        );
+    }
+}
