@@ -5,6 +5,7 @@ pub mod campaigns;
 pub mod codes;
 pub mod events;
 pub mod outbox;
+pub mod posters;
 pub mod referrals;
 pub mod state;
 pub mod users;

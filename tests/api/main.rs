@@ -6,6 +6,8 @@ mod callback;
 mod codes;
 mod crediting;
 mod helpers;
+mod invite;
+mod invite_page;
 mod outbox;
 mod sandbox;
 mod token;
