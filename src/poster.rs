@@ -4,6 +4,7 @@
 //! preview a layout with the same code; `personal` finds a follower's inputs and keeps the
 //! result in storage, `delivery` sends it through WeChat.
 
+pub mod delivery;
 pub mod personal;
 
 use std::collections::HashMap;

@@ -4,6 +4,7 @@
 pub mod campaigns;
 pub mod codes;
 pub mod events;
+pub mod media;
 pub mod outbox;
 pub mod posters;
 pub mod referrals;

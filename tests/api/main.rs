@@ -9,5 +9,6 @@ mod helpers;
 mod invite;
 mod invite_page;
 mod outbox;
+mod poster;
 mod sandbox;
 mod token;
