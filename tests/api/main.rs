@@ -11,4 +11,5 @@ mod invite_page;
 mod outbox;
 mod poster;
 mod sandbox;
+mod sandbox_story;
 mod token;
