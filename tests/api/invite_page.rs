@@ -28,6 +28,8 @@ pub async fn create_follower(browser: &Browser, app: &TestApp, nickname: &str) {
         .click()
         .await
         .unwrap();
+    // The users page again, now listing the new user (the typed name is not page text).
+    wait_for_text(browser, nickname).await;
     follow_on_users_page(browser, nickname).await;
 }
 
