@@ -242,6 +242,19 @@ async fn the_page_shows_the_signed_in_followers_data_and_only_theirs() {
     let (_, page) = get_text(&client, format!("{}/invite?openid={bob}", app.address)).await;
     assert!(page.contains("张*明") && !page.contains("李*伟"), "{page}");
 
+    // A friend who leaves within the revoke window stays listed, marked, and stops counting.
+    let response = app.unsubscribe(&friends[1].1, now + 10).await;
+    assert_eq!(response.status(), 200);
+    let (_, page) = get_text(&client, format!("{}/invite", app.address)).await;
+    assert!(
+        page.contains(r#"<strong id="invite-count">1</strong>"#),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"<li class="revoked"><span class="name">王*锤</span><span class="tag">"#),
+        "{page}"
+    );
+
     // Alice's QR code image is hers.
     let png = client
         .get(format!("{}/invite/qrcode.png?openid={bob}", app.address))
