@@ -21,6 +21,8 @@ use crate::wechat::qrcode::render_png;
 
 /// Rendering is CPU work: at most this many at once, whatever the request rate.
 static RENDERS: Semaphore = Semaphore::const_new(2);
+/// The name on the poster of a follower who has not shared their profile.
+const UNNAMED: &str = "你的好友";
 const AVATAR_MAX_BYTES: usize = 2 * 1024 * 1024;
 const AVATAR_FETCH_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long the avatar URL → stored avatar mapping is trusted (WeChat gives a new URL when the
@@ -54,7 +56,11 @@ pub async fn for_follower(state: &AppState, openid: &OpenId) -> Result<Poster, I
         })
         .unwrap_or_default();
     let user = db::users::get(&state.pool, openid.as_str()).await?;
-    let nickname = user.as_ref().and_then(|u| u.nickname.clone());
+    // Without a shared profile the line under the name still reads as a sentence.
+    let nickname = user
+        .as_ref()
+        .and_then(|u| u.nickname.clone())
+        .unwrap_or_else(|| UNNAMED.to_string());
     let avatar_key = match user.as_ref().and_then(|u| u.avatar_url.as_deref()) {
         Some(url) => stored_avatar(state, url).await,
         None => None,
@@ -109,7 +115,7 @@ pub async fn for_follower(state: &AppState, openid: &OpenId) -> Result<Poster, I
             &layout,
             &qr_png,
             avatar.as_deref(),
-            nickname.as_deref(),
+            Some(nickname.as_str()),
             font.as_ref(),
         )
     })
