@@ -5,6 +5,8 @@ COPY Cargo.toml Cargo.lock ./
 COPY src src
 COPY migrations migrations
 COPY templates templates
+# The default poster background is compiled into the binary.
+COPY static static
 COPY benches benches
 RUN cargo build --release --locked --bin fission
 

@@ -2,7 +2,7 @@
 //! everything else receives a `Settings`. Secrets are wrapped so `Debug` never prints them.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use secrecy::{ExposeSecret, SecretString};
@@ -54,7 +54,15 @@ pub struct Settings {
     /// How long a claimed outbox job stays invisible to other workers before it is retried.
     pub outbox_lease_secs: u32,
     pub database_max_connections: u32,
+    /// Font for nicknames on posters (face 0 of a TTF/OTF/TTC); missing = posters without them.
+    pub poster_font: PathBuf,
+    /// A text message equal to this gets the sender's poster as the reply.
+    pub poster_keyword: String,
+    /// A menu CLICK with this key gets the sender's poster as the reply.
+    pub poster_menu_key: String,
 }
+
+pub const DEFAULT_POSTER_FONT: &str = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc";
 
 pub const SANDBOX_APPID: &str = "wx5andb0xf1ss10n0";
 const SANDBOX_SECRET: &str = "sandbox-secret-not-for-production";
@@ -191,6 +199,9 @@ impl Settings {
                 16,
             )?
             .max(2),
+            poster_font: PathBuf::from(or("FISSION_POSTER_FONT", DEFAULT_POSTER_FONT)),
+            poster_keyword: or("FISSION_POSTER_KEYWORD", "海报").trim().to_string(),
+            poster_menu_key: or("FISSION_POSTER_MENU_KEY", "MY_POSTER"),
         })
     }
 }
@@ -234,6 +245,9 @@ mod tests {
         assert_eq!(s.wechat.token.expose_secret(), "fission");
         assert!(s.wechat.use_stable_token);
         assert_eq!(s.permanent_quota, 100_000);
+        assert_eq!(s.poster_keyword, "海报");
+        assert_eq!(s.poster_menu_key, "MY_POSTER");
+        assert_eq!(s.poster_font, PathBuf::from(DEFAULT_POSTER_FONT));
     }
 
     #[test]

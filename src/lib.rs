@@ -4,6 +4,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod jobs;
+pub mod poster;
 pub mod referral;
 pub mod routes;
 pub mod sandbox;

@@ -17,6 +17,34 @@ pub async fn enqueue(tx: &mut Tx<'_>, kind: &str, payload: &Value) -> sqlx::Resu
         .map(drop)
 }
 
+/// Enqueues a job that becomes due only after `delay_secs`: a fallback that the caller cancels
+/// (with `mark_sent`) if it manages the work itself in time. Returns the job's id.
+pub async fn enqueue_after(
+    tx: &mut Tx<'_>,
+    kind: &str,
+    payload: &Value,
+    delay_secs: i64,
+) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "INSERT INTO outbox (kind, payload, run_after) VALUES ($1, $2, now() + make_interval(secs => $3))
+         RETURNING id",
+    )
+    .bind(kind)
+    .bind(payload)
+    .bind(delay_secs as f64)
+    .fetch_one(&mut **tx)
+    .await
+}
+
+/// Makes a pending job due now.
+pub async fn run_now(pool: &PgPool, id: i64) -> sqlx::Result<()> {
+    sqlx::query("UPDATE outbox SET run_after = now() WHERE id = $1 AND status = 'pending'")
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(drop)
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Job {
     pub id: i64,

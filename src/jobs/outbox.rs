@@ -11,6 +11,8 @@ use tokio::sync::watch;
 
 use crate::db;
 use crate::db::outbox::Job;
+use crate::poster::delivery::PosterJob;
+use crate::referral::codes::IssueError;
 use crate::state::AppState;
 use crate::wechat::WechatError;
 
@@ -59,6 +61,12 @@ async fn process(state: &AppState, job: Job) {
         crate::referral::push::JOB_MESSAGE => {
             match serde_json::from_value::<MessageJob>(job.payload.clone()) {
                 Ok(message) => send_message(state, &message).await,
+                Err(e) => Err(Failure::Permanent(format!("unreadable payload: {e}"))),
+            }
+        }
+        crate::poster::delivery::JOB_POSTER => {
+            match serde_json::from_value::<PosterJob>(job.payload.clone()) {
+                Ok(poster) => send_poster(state, &poster).await,
                 Err(e) => Err(Failure::Permanent(format!("unreadable payload: {e}"))),
             }
         }
@@ -121,6 +129,15 @@ async fn send_message(state: &AppState, m: &MessageJob) -> Result<(), Failure> {
         },
         Err(e) => Err(classify(e)),
     }
+}
+
+async fn send_poster(state: &AppState, job: &PosterJob) -> Result<(), Failure> {
+    crate::poster::delivery::send(state, job)
+        .await
+        .map_err(|e| match e {
+            IssueError::Wechat(e) => classify(e),
+            IssueError::Other(e) => Failure::Retry(format!("{e:#}")),
+        })
 }
 
 fn classify(e: WechatError) -> Failure {

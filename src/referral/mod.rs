@@ -5,6 +5,7 @@
 pub mod channels;
 pub mod codes;
 pub mod import;
+pub mod progress;
 pub mod push;
 pub mod rules;
 pub mod texts;

@@ -10,6 +10,7 @@ use super::texts::fill;
 use crate::db::users::{Presence, UserRow};
 use crate::db::{self, Tx};
 use crate::domain::{OpenId, Scene};
+use crate::poster::delivery::{self, PosterReply};
 use crate::state::AppState;
 use crate::wechat::message::{Push, PushKind};
 
@@ -18,9 +19,18 @@ use crate::wechat::message::{Push, PushKind};
 pub struct Handled {
     /// The push was already recorded (a WeChat retry): nothing changed.
     pub duplicate: bool,
-    /// Text for a passive reply to the sender, if any.
-    pub reply: Option<String>,
+    /// A passive reply to the sender, if any.
+    pub reply: Option<Reply>,
     pub outcome: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Text(String),
+    /// An image WeChat holds as media (the follower's poster).
+    Image {
+        media_id: String,
+    },
 }
 
 /// Outbox job kinds.
@@ -45,13 +55,14 @@ pub async fn handle(state: &AppState, openid: &OpenId, push: &Push) -> anyhow::R
             outcome: "duplicate",
         });
     };
+    let mut poster_job = None;
     let (outcome, reply) = match push.kind() {
         PushKind::Subscribe { scene, .. } => {
             subscribe(&mut tx, event_id, openid, at, scene).await?
         }
         PushKind::Scan { scene, .. } => scan(&mut tx, openid, at, scene).await?,
         PushKind::Unsubscribe => unsubscribe(&mut tx, event_id, openid, at).await?,
-        PushKind::Click { .. } | PushKind::Text { .. } => {
+        kind @ (PushKind::Click { .. } | PushKind::Text { .. }) => {
             seen(
                 &mut tx,
                 openid,
@@ -62,7 +73,26 @@ pub async fn handle(state: &AppState, openid: &OpenId, push: &Push) -> anyhow::R
                 },
             )
             .await?;
-            ("interaction", None)
+            if delivery::asks_for_poster(&state.settings, &kind) {
+                // Queued with the push, so the poster is sent even if this process dies
+                // before answering; cancelled when the passive reply carries it.
+                let job = serde_json::to_value(delivery::PosterJob {
+                    openid: openid.to_string(),
+                })
+                .context("the poster job payload")?;
+                poster_job = Some(
+                    db::outbox::enqueue_after(
+                        &mut tx,
+                        delivery::JOB_POSTER,
+                        &job,
+                        delivery::FALLBACK_DELAY_SECS,
+                    )
+                    .await?,
+                );
+                ("poster", None)
+            } else {
+                ("interaction", None)
+            }
         }
         PushKind::Other => ("recorded", None),
     };
@@ -73,6 +103,14 @@ pub async fn handle(state: &AppState, openid: &OpenId, push: &Push) -> anyhow::R
         state.outbox_wake.notify_one();
     }
     tracing::Span::current().record("outcome", outcome);
+    let reply = match poster_job {
+        // Only after the commit: rendering and uploading must not hold the push's locks.
+        Some(job) => Some(match delivery::reply_in_time(state, openid, job).await {
+            PosterReply::Image(media_id) => Reply::Image { media_id },
+            PosterReply::Text(text) => Reply::Text(text.to_string()),
+        }),
+        None => reply.map(Reply::Text),
+    };
     Ok(Handled {
         duplicate: false,
         reply,

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use crate::domain::OpenId;
 use crate::error::AppError;
 use crate::referral;
+use crate::referral::push::Reply;
 use crate::state::AppState;
 use crate::wechat::crypto::verify_signature;
 use crate::wechat::message::{self, Push, MAX_BODY_BYTES};
@@ -95,7 +96,7 @@ async fn receive_inner(
         }
     }
     Ok(match handled.reply {
-        Some(text) => passive_reply(state, &push, &text),
+        Some(reply) => passive_reply(state, &push, &reply),
         None => success(),
     })
 }
@@ -143,9 +144,14 @@ fn open_push(state: &AppState, q: &CallbackQuery, body: &[u8]) -> Result<Push, A
     message::parse_push(xml.as_bytes()).map_err(|e| AppError::BadRequest(e.to_string()))
 }
 
-fn passive_reply(state: &AppState, push: &Push, text: &str) -> HttpResponse {
+fn passive_reply(state: &AppState, push: &Push, reply: &Reply) -> HttpResponse {
     let now = Utc::now().timestamp();
-    let xml = message::text_reply(&push.from_user, &push.to_user, now, text);
+    let xml = match reply {
+        Reply::Text(text) => message::text_reply(&push.from_user, &push.to_user, now, text),
+        Reply::Image { media_id } => {
+            message::image_reply(&push.from_user, &push.to_user, now, media_id)
+        }
+    };
     let body = match &state.crypto {
         Some(crypto) => {
             let nonce = format!("{:010}", rand::random::<u32>());

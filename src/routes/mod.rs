@@ -6,6 +6,7 @@ pub mod api;
 pub mod callback;
 pub mod export;
 pub mod health;
+pub mod invite;
 pub mod layout;
 pub mod media;
 
@@ -20,6 +21,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(callback::verify_url))
                 .route(web::post().to(callback::receive)),
         )
+        .configure(invite::configure)
         .route("/media/{key:.+}", web::get().to(media::serve))
         .configure(admin::configure)
         .service(

@@ -99,16 +99,27 @@ impl WechatClient {
         query: &[(&str, &str)],
         body: Option<&Value>,
     ) -> Result<T, WechatError> {
+        self.call_with(api, query, |http, url| match body {
+            Some(b) => http.post(url).json(b),
+            None => http.get(url),
+        })
+        .await
+    }
+
+    /// `call` for any request shape: `build` makes the request afresh for each attempt (a
+    /// multipart body cannot be replayed), the token and the retries are handled here.
+    async fn call_with<T: DeserializeOwned>(
+        &self,
+        api: &'static str,
+        query: &[(&str, &str)],
+        build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+    ) -> Result<T, WechatError> {
         let url = format!("{}/cgi-bin/{api}", self.0.settings.api_base);
         let mut token_retried = false;
         let mut busy = 0;
         loop {
             let token = self.0.tokens.token().await?;
-            let request = match body {
-                Some(b) => self.0.http.post(&url).json(b),
-                None => self.0.http.get(&url),
-            };
-            let reply: Value = request
+            let reply: Value = build(&self.0.http, &url)
                 .query(&[("access_token", token.as_str())])
                 .query(query)
                 .send()
@@ -132,7 +143,7 @@ impl WechatClient {
                 tokio::time::sleep(Duration::from_millis(200 << busy)).await;
                 continue;
             }
-            return Err(error_of(errcode, &reply));
+            return Err(api_error(errcode, &reply));
         }
     }
 
@@ -180,38 +191,117 @@ impl WechatClient {
     /// Exchanges an OAuth code (single use, 5 minutes) for the user's openid.
     pub async fn oauth_openid(&self, code: &str) -> Result<OAuthGrant, WechatError> {
         let s = &self.0.settings;
-        let reply: Value = self
-            .0
-            .http
-            .get(format!("{}/sns/oauth2/access_token", s.api_base))
-            .query(&[
+        self.sns(
+            "sns/oauth2/access_token",
+            "oauth2/access_token",
+            &[
                 ("appid", s.appid.as_str()),
                 ("secret", s.secret.expose_secret()),
                 ("code", code),
                 ("grant_type", "authorization_code"),
-            ])
+            ],
+        )
+        .await
+    }
+
+    /// Nickname and avatar of a user who granted `snsapi_userinfo`, with the user's own token
+    /// from `oauth_openid` (not the account's access_token).
+    pub async fn oauth_userinfo(
+        &self,
+        user_token: &str,
+        openid: &str,
+    ) -> Result<OAuthUserInfo, WechatError> {
+        self.sns(
+            "sns/userinfo",
+            "userinfo",
+            &[
+                ("access_token", user_token),
+                ("openid", openid),
+                ("lang", "zh_CN"),
+            ],
+        )
+        .await
+    }
+
+    /// A GET under `/sns/`, which authenticates with its own parameters rather than the
+    /// account's access_token, so `call`'s token handling does not apply.
+    async fn sns<T: DeserializeOwned>(
+        &self,
+        api: &'static str,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<T, WechatError> {
+        let reply: Value = self
+            .0
+            .http
+            .get(format!("{}/sns/{path}", self.0.settings.api_base))
+            .query(query)
             .send()
             .await?
             .json()
             .await?;
         let errcode = reply.get("errcode").and_then(Value::as_i64).unwrap_or(0);
-        self.0
-            .metrics
-            .wechat_call("sns/oauth2/access_token", errcode);
+        self.0.metrics.wechat_call(api, errcode);
         if errcode != 0 {
-            return Err(error_of(errcode, &reply));
+            return Err(api_error(errcode, &reply));
         }
-        serde_json::from_value(reply)
-            .map_err(|e| WechatError::BadResponse(format!("oauth2/access_token: {e}")))
+        serde_json::from_value(reply).map_err(|e| WechatError::BadResponse(format!("{api}: {e}")))
+    }
+
+    /// Uploads an image as temporary media (kept by WeChat for 3 days) and returns its media_id.
+    pub async fn upload_image(
+        &self,
+        file_name: &str,
+        content_type: &str,
+        bytes: bytes::Bytes,
+    ) -> Result<String, WechatError> {
+        #[derive(Deserialize)]
+        struct Uploaded {
+            media_id: String,
+        }
+        let uploaded: Uploaded = self
+            .call_with("media/upload", &[("type", "image")], |http, url| {
+                // With its length known the form is sent with a Content-Length, not chunked.
+                let part = || {
+                    reqwest::multipart::Part::stream_with_length(bytes.clone(), bytes.len() as u64)
+                        .file_name(file_name.to_string())
+                };
+                // An unparsable type only loses the header; WeChat sniffs the bytes anyway.
+                let part = part().mime_str(content_type).unwrap_or_else(|_| part());
+                http.post(url)
+                    .multipart(reqwest::multipart::Form::new().part("media", part))
+            })
+            .await?;
+        Ok(uploaded.media_id)
+    }
+
+    pub async fn send_image(&self, openid: &str, media_id: &str) -> Result<(), WechatError> {
+        let body =
+            json!({ "touser": openid, "msgtype": "image", "image": { "media_id": media_id } });
+        self.call::<Value>("message/custom/send", &[], Some(&body))
+            .await
+            .map(drop)
     }
 }
 
-fn error_of(errcode: i64, reply: &Value) -> WechatError {
+fn api_error(errcode: i64, reply: &Value) -> WechatError {
     let errmsg = reply
         .get("errmsg")
         .and_then(Value::as_str)
-        .unwrap_or_default();
-    WechatError::from_code(errcode, errmsg.to_string())
+        .unwrap_or_default()
+        .to_string();
+    WechatError::from_code(errcode, errmsg)
+}
+
+/// `/sns/userinfo`: what a user shares with `snsapi_userinfo`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OAuthUserInfo {
+    pub openid: String,
+    #[serde(default)]
+    pub nickname: String,
+    /// Empty when the user has no avatar.
+    #[serde(default)]
+    pub headimgurl: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -1,0 +1,107 @@
+//! A follower's own view of the running campaign (what the invite page shows): friends who
+//! joined, the next reward tier, rewards won, the friends themselves. Also whether someone is
+//! a follower at all, asking WeChat once when Fission has never been told.
+
+use anyhow::Context;
+use chrono::{DateTime, Duration, DurationRound, Utc};
+
+use super::codes::IssueError;
+use super::rules;
+use crate::db;
+use crate::db::campaigns::{Campaign, GrantView};
+use crate::db::referrals::InviteeRow;
+use crate::db::users::Presence;
+use crate::domain::OpenId;
+use crate::state::AppState;
+
+/// How many invited friends the page lists (the count above it covers all of them).
+const FRIENDS_SHOWN: i64 = 100;
+
+#[derive(Debug, Clone)]
+pub struct Progress {
+    pub campaign: Campaign,
+    /// Credited friends who have not been revoked.
+    pub invites: i32,
+    pub next: Option<NextTier>,
+    /// The campaign has reward tiers at all.
+    pub has_tiers: bool,
+    pub grants: Vec<GrantView>,
+    pub friends: Vec<InviteeRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextTier {
+    pub name: String,
+    pub threshold: i32,
+    /// Friends still needed.
+    pub more: i32,
+}
+
+/// The follower's progress in the campaign running now; `None` when no campaign runs.
+pub async fn of(state: &AppState, openid: &OpenId) -> anyhow::Result<Option<Progress>> {
+    let pool = &state.pool;
+    let Some(campaign) = db::campaigns::active_at(pool, Utc::now()).await? else {
+        return Ok(None);
+    };
+    let invites = db::referrals::invites_of(pool, campaign.id, openid.as_str()).await?;
+    let tiers = db::campaigns::tiers(pool, campaign.id).await?;
+    let next = rules::next_tier(
+        invites,
+        tiers.iter().map(|t| (t.threshold, t.name.as_str())),
+    )
+    .map(|(more, name)| NextTier {
+        name: name.to_string(),
+        threshold: invites + more,
+        more,
+    });
+    let grants = db::campaigns::grants_of(pool, openid.as_str(), campaign.id).await?;
+    let friends =
+        db::referrals::invitees_of(pool, campaign.id, openid.as_str(), FRIENDS_SHOWN).await?;
+    Ok(Some(Progress {
+        has_tiers: !tiers.is_empty(),
+        campaign,
+        invites,
+        next,
+        grants,
+        friends,
+    }))
+}
+
+/// Does this person follow the account? Fission's record decides once it has seen a follow or
+/// unfollow; before that (a follower from before Fission, not imported) WeChat is asked once and
+/// the answer recorded, so the next visit does not ask again.
+pub async fn follows(state: &AppState, openid: &OpenId) -> Result<bool, IssueError> {
+    if let Some(user) = db::users::get(&state.pool, openid.as_str()).await? {
+        if user.subscribed || user.state_at.is_some() {
+            return Ok(user.subscribed);
+        }
+    }
+    let info = state.wechat.user_info(openid.as_str()).await?;
+    let following = info.subscribe == 1;
+    let at = if following {
+        info.subscribe_time
+            .and_then(|t| DateTime::from_timestamp(t, 0))
+            .unwrap_or_else(Utc::now)
+    } else {
+        // Pushes carry whole seconds: a follow right after this look must not be taken for
+        // older than it, or it would not override this "not following".
+        Utc::now()
+            .duration_trunc(Duration::seconds(1))
+            .context("truncating the clock")?
+            - Duration::seconds(1)
+    };
+    let mut tx = state.pool.begin().await?;
+    db::users::lock(&mut tx, openid.as_str()).await?;
+    db::users::apply(
+        &mut tx,
+        openid.as_str(),
+        at,
+        Presence {
+            following,
+            state: Some(following),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(following)
+}

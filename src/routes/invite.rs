@@ -1,0 +1,444 @@
+//! `/invite`: the follower's "my invite code" page, opened inside WeChat. Who the visitor is
+//! comes only from WeChat OAuth, kept in the encrypted session cookie; an openid in a query
+//! string or form is never looked at. The QR code and poster images are served to the signed-in
+//! follower only.
+
+use actix_session::Session;
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use chrono::{DateTime, FixedOffset, Offset as _, Utc};
+use rand::distributions::{Alphanumeric, DistString};
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use super::layout::{self, Layout};
+use crate::db;
+use crate::domain::OpenId;
+use crate::error::AppError;
+use crate::poster::personal;
+use crate::referral::progress::{self, Progress};
+use crate::referral::{codes, texts};
+use crate::state::AppState;
+use crate::wechat::WechatError;
+
+const OPENID_KEY: &str = "openid";
+const STATE_KEY: &str = "oauth_state";
+/// WeChat answers these for a code that was already exchanged, or is unknown or expired.
+const CODE_USED: i64 = 40163;
+const CODE_INVALID: i64 = 40029;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/invite", web::get().to(page))
+        .route("/invite/oauth", web::get().to(oauth_return))
+        .route("/invite/profile", web::get().to(profile))
+        .route("/invite/qrcode.png", web::get().to(qrcode))
+        .route("/invite/poster.png", web::get().to(poster));
+}
+
+/// The signed-in follower, if the session (which only this server can have written) says so.
+fn signed_in(session: &Session) -> Option<OpenId> {
+    let openid: String = session.get(OPENID_KEY).ok().flatten()?;
+    OpenId::parse(&openid).ok()
+}
+
+#[derive(Clone, Copy)]
+enum Scope {
+    /// Only the openid, silently.
+    Base,
+    /// Nickname and avatar too, after the user agrees (for the poster).
+    UserInfo,
+}
+
+/// Sends the browser to WeChat's consent step; WeChat comes back to `/invite/oauth`.
+fn start_oauth(
+    state: &AppState,
+    session: &Session,
+    scope: Scope,
+) -> Result<HttpResponse, AppError> {
+    let nonce = Alphanumeric.sample_string(&mut rand::thread_rng(), 32);
+    session
+        .insert(STATE_KEY, &nonce)
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("storing the OAuth state: {e}")))?;
+    let wechat = state.wechat.settings();
+    let redirect_uri = format!("{}/invite/oauth", state.public_url);
+    let query = serde_urlencoded::to_string([
+        ("appid", wechat.appid.as_str()),
+        ("redirect_uri", redirect_uri.as_str()),
+        ("response_type", "code"),
+        (
+            "scope",
+            match scope {
+                Scope::Base => "snsapi_base",
+                Scope::UserInfo => "snsapi_userinfo",
+            },
+        ),
+        ("state", nonce.as_str()),
+    ])
+    .map_err(|e| AppError::Internal(e.into()))?;
+    let url = format!(
+        "{}/connect/oauth2/authorize?{query}#wechat_redirect",
+        wechat.open_base
+    );
+    Ok(HttpResponse::Found()
+        .insert_header((header::LOCATION, url))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish())
+}
+
+async fn page(state: web::Data<AppState>, session: Session) -> Result<HttpResponse, AppError> {
+    let Some(openid) = signed_in(&session) else {
+        return start_oauth(&state, &session, Scope::Base);
+    };
+    if !progress::follows(&state, &openid).await? {
+        let page = FollowFirstPage {
+            layout: Layout::of(&state),
+        };
+        return personal_page(&page, StatusCode::OK);
+    }
+    let code = codes::issue(&state, &openid).await?;
+    let user = db::users::get(&state.pool, openid.as_str()).await?;
+    let progress = progress::of(&state, &openid).await?;
+    let page = InvitePage::new(
+        &state,
+        user.and_then(|u| u.nickname),
+        &code.ticket,
+        state.settings.sandbox.then_some(code.url),
+        progress,
+    );
+    personal_page(&page, StatusCode::OK)
+}
+
+/// "Show my nickname and avatar on the poster": OAuth again, asking for the profile.
+async fn profile(state: web::Data<AppState>, session: Session) -> Result<HttpResponse, AppError> {
+    start_oauth(&state, &session, Scope::UserInfo)
+}
+
+#[derive(Deserialize)]
+struct OAuthReturn {
+    code: Option<String>,
+    state: Option<String>,
+}
+
+async fn oauth_return(
+    state: web::Data<AppState>,
+    session: Session,
+    q: web::Query<OAuthReturn>,
+) -> Result<HttpResponse, AppError> {
+    // Single use, whatever happens next.
+    let expected: Option<String> = session.remove_as(STATE_KEY).and_then(Result::ok);
+    let state_ok = match (&expected, &q.state) {
+        (Some(expected), Some(given)) => bool::from(expected.as_bytes().ct_eq(given.as_bytes())),
+        _ => false,
+    };
+    if !state_ok {
+        return error_page(
+            &state,
+            StatusCode::BAD_REQUEST,
+            "登录请求无效",
+            "这个登录链接已失效或不是从本页面发起的，请重新打开页面登录。",
+        );
+    }
+    let Some(code) = q.code.as_deref().filter(|c| !c.is_empty()) else {
+        return error_page(
+            &state,
+            StatusCode::BAD_REQUEST,
+            "没有完成授权",
+            "需要你在微信里同意授权，才能查看你的邀请码。",
+        );
+    };
+    let grant = match state.wechat.oauth_openid(code).await {
+        Ok(grant) => grant,
+        Err(e) if matches!(e.errcode(), Some(CODE_USED | CODE_INVALID)) => {
+            return error_page(
+                &state,
+                StatusCode::BAD_REQUEST,
+                "登录已过期",
+                "这个授权码已经用过或已过期（微信的授权码只能用一次）。请重新登录。",
+            );
+        }
+        Err(e) => {
+            log_wechat_failure(&e);
+            return error_page(
+                &state,
+                StatusCode::BAD_GATEWAY,
+                "微信登录暂时失败",
+                "没能向微信确认你的身份，请稍后再试。",
+            );
+        }
+    };
+    let Ok(openid) = OpenId::parse(&grant.openid) else {
+        tracing::warn!("WeChat OAuth returned an openid that is not one");
+        return error_page(
+            &state,
+            StatusCode::BAD_GATEWAY,
+            "微信登录暂时失败",
+            "微信返回的身份信息无法识别，请稍后再试。",
+        );
+    };
+    if grant.scope.contains("snsapi_userinfo") {
+        save_profile(&state, &openid, &grant.access_token).await;
+    }
+    // A new session id on sign-in, so a session planted before it cannot be carried over.
+    session.renew();
+    session
+        .insert(OPENID_KEY, openid.as_str())
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("storing the session: {e}")))?;
+    Ok(HttpResponse::Found()
+        .insert_header((header::LOCATION, "/invite"))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish())
+}
+
+/// Nickname and avatar for the poster. Failing here is not failing the sign-in.
+async fn save_profile(state: &AppState, openid: &OpenId, user_token: &str) {
+    let info = match state
+        .wechat
+        .oauth_userinfo(user_token, openid.as_str())
+        .await
+    {
+        Ok(info) => info,
+        Err(e) => {
+            log_wechat_failure(&e);
+            return;
+        }
+    };
+    let nickname = info.nickname.trim();
+    let avatar = Some(info.headimgurl.as_str()).filter(|u| !u.is_empty());
+    if nickname.is_empty() {
+        return;
+    }
+    if let Err(e) = db::users::set_profile(&state.pool, openid.as_str(), nickname, avatar).await {
+        tracing::warn!(error = ?e, "could not save a follower's profile");
+    }
+}
+
+fn log_wechat_failure(e: &WechatError) {
+    tracing::warn!(error = %e, "WeChat OAuth call failed");
+}
+
+/// The signed-in follower's QR code image.
+async fn qrcode(state: web::Data<AppState>, session: Session) -> Result<HttpResponse, AppError> {
+    let openid = follower(&state, &session).await?;
+    let code = codes::issue(&state, &openid).await?;
+    let stored = match code.image_key.as_deref() {
+        Some(key) => state.storage.get(key).await?,
+        None => None,
+    };
+    let png = match stored {
+        Some(png) => png,
+        None => crate::wechat::qrcode::render_png(&code.url)?.into(),
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("image/png")
+        .insert_header((header::CACHE_CONTROL, "private, max-age=300"))
+        .body(png))
+}
+
+/// The signed-in follower's poster (a JPEG, whatever the path says), revalidated by ETag.
+async fn poster(
+    state: web::Data<AppState>,
+    session: Session,
+    req: HttpRequest,
+) -> Result<HttpResponse, AppError> {
+    let openid = follower(&state, &session).await?;
+    let poster = personal::for_follower(&state, &openid).await?;
+    let etag = format!(
+        "\"{}\"",
+        poster
+            .key
+            .trim_start_matches("poster/")
+            .trim_end_matches(".jpg")
+    );
+    let fresh = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    let mut response = if fresh {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    response
+        .insert_header((header::ETAG, etag))
+        .insert_header((header::CACHE_CONTROL, "private, no-cache"));
+    Ok(if fresh {
+        response.finish()
+    } else {
+        response.content_type("image/jpeg").body(poster.jpeg)
+    })
+}
+
+/// The images are for a signed-in follower only.
+async fn follower(state: &AppState, session: &Session) -> Result<OpenId, AppError> {
+    let openid = signed_in(session).ok_or(AppError::Unauthorized)?;
+    if !progress::follows(state, &openid).await? {
+        return Err(AppError::Forbidden(
+            "follow the official account first".into(),
+        ));
+    }
+    Ok(openid)
+}
+
+/// A page about one person: never cached by anything between them and us.
+fn personal_page(page: &impl Template, status: StatusCode) -> Result<HttpResponse, AppError> {
+    let mut response = layout::render(page)?;
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    Ok(response)
+}
+
+fn error_page(
+    state: &AppState,
+    status: StatusCode,
+    title: &'static str,
+    message: &'static str,
+) -> Result<HttpResponse, AppError> {
+    let page = InviteErrorPage {
+        layout: Layout::of(state),
+        title,
+        message,
+    };
+    personal_page(&page, status)
+}
+
+#[derive(Template)]
+#[template(path = "invite_error.html")]
+struct InviteErrorPage {
+    layout: Layout,
+    title: &'static str,
+    message: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "invite_follow.html")]
+struct FollowFirstPage {
+    layout: Layout,
+}
+
+#[derive(Template)]
+#[template(path = "invite.html")]
+struct InvitePage {
+    layout: Layout,
+    nickname: Option<String>,
+    /// Changes when the code is renewed, so phones do not keep showing a stale image.
+    image_version: String,
+    /// Sandbox only: the scan page the QR code encodes, since nobody scans it with WeChat.
+    scan_link: Option<String>,
+    campaign: Option<CampaignView>,
+}
+
+struct CampaignView {
+    name: String,
+    rules: String,
+    ends: Option<String>,
+    revoke_window_days: i32,
+    invites: i32,
+    next: Option<NextView>,
+    has_tiers: bool,
+    rewards: Vec<RewardView>,
+    friends: Vec<FriendView>,
+}
+
+struct NextView {
+    name: String,
+    more: i32,
+    threshold: i32,
+    percent: i32,
+}
+
+struct RewardView {
+    name: String,
+    threshold: i32,
+    status: &'static str,
+    code: Option<String>,
+}
+
+struct FriendView {
+    name: String,
+    date: String,
+    revoked: bool,
+}
+
+impl InvitePage {
+    fn new(
+        state: &AppState,
+        nickname: Option<String>,
+        ticket: &str,
+        scan_link: Option<String>,
+        progress: Option<Progress>,
+    ) -> InvitePage {
+        use sha1::{Digest, Sha1};
+        let image_version = hex::encode(&Sha1::digest(ticket.as_bytes())[..6]);
+        InvitePage {
+            layout: Layout::of(state),
+            nickname,
+            image_version,
+            scan_link,
+            campaign: progress.map(CampaignView::from),
+        }
+    }
+}
+
+impl From<Progress> for CampaignView {
+    fn from(p: Progress) -> CampaignView {
+        let invites = p.invites;
+        CampaignView {
+            name: p.campaign.name,
+            rules: p.campaign.rules,
+            ends: p.campaign.ends_at.map(china_time),
+            revoke_window_days: p.campaign.revoke_window_days,
+            invites,
+            has_tiers: p.has_tiers,
+            next: p.next.map(|n| NextView {
+                percent: (invites.max(0) * 100 / n.threshold.max(1)).clamp(0, 100),
+                name: n.name,
+                more: n.more,
+                threshold: n.threshold,
+            }),
+            rewards: p
+                .grants
+                .into_iter()
+                .map(|g| RewardView {
+                    name: g.tier_name,
+                    threshold: g.threshold,
+                    status: match g.status.as_str() {
+                        "granted" => "已获得",
+                        "out_of_stock" => "奖品已发完，工作人员会联系你",
+                        "revoked" => "已收回（好友取消了关注）",
+                        _ => "处理中",
+                    },
+                    code: g.code,
+                })
+                .collect(),
+            friends: p
+                .friends
+                .into_iter()
+                .map(|f| FriendView {
+                    name: texts::mask_name(f.nickname.as_deref().unwrap_or("")),
+                    date: china_date(f.credited_at),
+                    revoked: f.revoked_at.is_some(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// China time, as the followers read it.
+fn china() -> FixedOffset {
+    FixedOffset::east_opt(8 * 3600).unwrap_or(Utc.fix())
+}
+
+fn china_time(t: DateTime<Utc>) -> String {
+    t.with_timezone(&china())
+        .format("%Y-%m-%d %H:%M")
+        .to_string()
+}
+
+fn china_date(t: DateTime<Utc>) -> String {
+    t.with_timezone(&china()).format("%m-%d").to_string()
+}
