@@ -229,7 +229,18 @@ async fn a_refused_campaign_keeps_what_was_typed_and_uploads_are_checked() {
         .await;
     assert_eq!(preview.status(), 200);
     assert_eq!(preview.headers()["content-type"], "image/jpeg");
-    assert_eq!(preview.bytes().await.unwrap().as_ref(), jpeg.as_slice());
+    // The preview is the real poster renderer's output on the uploaded background: same size,
+    // with a sample QR code where the layout puts it.
+    let rendered = image::load_from_memory(&preview.bytes().await.unwrap()).unwrap();
+    assert_eq!((rendered.width(), rendered.height()), (750, 1334));
+    let mut prepared = rqrr::PreparedImage::prepare(rendered.to_luma8());
+    let grids = prepared.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code on the preview");
+    assert!(grids[0]
+        .decode()
+        .unwrap()
+        .1
+        .ends_with("/sandbox/scan?ticket=preview"));
 
     // Codes from a file and a pasted list; duplicates count once.
     let codes_path = format!("/admin/campaigns/{id}/tiers/{tier}/codes");

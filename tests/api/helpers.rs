@@ -191,8 +191,11 @@ impl TestApp {
         TestApp {
             address: format!("http://127.0.0.1:{port}"),
             pool,
+            // Idle connections are dropped well before the server's 5 s keep-alive closes them,
+            // so a request never races the server's close on a reused connection.
             http: reqwest::Client::builder()
                 .pool_max_idle_per_host(64)
+                .pool_idle_timeout(std::time::Duration::from_secs(2))
                 .build()
                 .expect("client"),
             crypto,

@@ -1,35 +1,55 @@
-//! The campaign page's poster preview. For now it serves the stored background as it is; the
-//! poster renderer (`crate::poster::render`, written on the follower-page branch) takes over
-//! here once both branches are merged, drawing a sample QR code, avatar and nickname on it.
+//! The campaign page's poster preview: the campaign's background and layout drawn by the same
+//! renderer followers get, with a sample QR code and nickname.
 
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
+use anyhow::Context;
 
 use crate::db;
 use crate::error::AppError;
+use crate::poster::{cached_font, default_background, render, PosterLayout};
 use crate::state::AppState;
+use crate::wechat::qrcode::render_png;
+
+const SAMPLE_NICKNAME: &str = "示例昵称";
 
 pub async fn image(
     state: web::Data<AppState>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
-    let (key, _layout) = db::campaign_edit::poster(&state.pool, *id)
+    let (key, layout) = db::campaign_edit::poster(&state.pool, *id)
         .await?
         .ok_or_else(|| AppError::NotFound("no such campaign".into()))?;
-    let key = key.ok_or_else(|| AppError::NotFound("no poster background uploaded".into()))?;
-    let data = state
-        .storage
-        .get(&key)
-        .await?
-        .ok_or_else(|| AppError::NotFound("poster background missing from storage".into()))?;
-    let content_type = if key.ends_with(".png") {
-        "image/png"
-    } else {
-        "image/jpeg"
+    let layout: PosterLayout =
+        serde_json::from_value(layout).context("reading the poster layout")?;
+    let background = match key {
+        Some(key) => state
+            .storage
+            .get(&key)
+            .await?
+            .ok_or_else(|| AppError::NotFound("poster background missing from storage".into()))?
+            .to_vec(),
+        None => default_background()?,
     };
+    let sample_url = format!("{}/sandbox/scan?ticket=preview", state.public_url);
+    let font = cached_font(&state.settings.poster_font);
+    // Rendering is CPU work: keep it off the async workers.
+    let jpeg = web::block(move || -> anyhow::Result<Vec<u8>> {
+        let qr = render_png(&sample_url)?;
+        render(
+            &background,
+            &layout,
+            &qr,
+            None,
+            Some(SAMPLE_NICKNAME),
+            font.as_ref(),
+        )
+    })
+    .await
+    .context("poster preview task")??;
     Ok(HttpResponse::Ok()
-        .content_type(content_type)
+        .content_type("image/jpeg")
         // The layout changes without the URL changing: never serve a stale preview.
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(data))
+        .body(jpeg))
 }
