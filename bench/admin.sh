@@ -7,76 +7,20 @@
 #
 # Needs PostgreSQL (postgres@127.0.0.1:5432, trust auth), Redis (127.0.0.1:6379) and wrk
 # (Debian: apt-get install -y wrk). Builds the release binary, starts `fission serve` (sandbox
-# mode) on 127.0.0.1:18081 with a new database, seeds it with generate_series, signs in with
+# mode) on 127.0.0.1:18080 (BENCH_PORT) with a new database, seeds it with generate_series, signs in with
 # curl, runs wrk with bench/admin-session.lua on each page, then stops the server and drops
 # the database. The machine's load average is printed before and after: other work on the
 # machine shows up in the figures.
-set -euo pipefail
-
-cd "$(dirname "$0")/.."
-PORT="${BENCH_PORT:-18081}"
+BENCH_NAME=admin
+source "$(dirname "$0")/lib.sh"
 DURATION="${DURATION:-20}"
 CONNECTIONS="${CONNECTIONS:-16}"
-DB="fission_bench_admin_$(date +%s)"
-WORK="$(mktemp -d)"
-BIN="${CARGO_TARGET_DIR:-target}/release/fission"
-BASE="http://127.0.0.1:$PORT"
-PSQL=(psql -h 127.0.0.1 -U postgres -v ON_ERROR_STOP=1)
 PASSWORD="bench-password-$RANDOM$RANDOM"
-SERVER_PID=""
-
-cleanup() {
-    local status=$?
-    set +e
-    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID"
-        for _ in $(seq 1 150); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -0 "$SERVER_PID" 2>/dev/null && kill -KILL "$SERVER_PID"
-        wait "$SERVER_PID" 2>/dev/null
-    fi
-    if [[ $status -ne 0 && -s "$WORK/server.log" ]]; then
-        echo "--- last lines of the server log ---" >&2
-        tail -n 30 "$WORK/server.log" >&2
-    fi
-    "${PSQL[@]}" -d postgres -qc "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" >/dev/null 2>&1 \
-        || echo "could not drop database $DB" >&2
-    redis-cli -h 127.0.0.1 -p 6379 --scan --pattern "$DB:*" 2>/dev/null \
-        | xargs -r -n 500 redis-cli -h 127.0.0.1 -p 6379 DEL >/dev/null 2>&1
-    rm -rf "$WORK"
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
 command -v wrk >/dev/null || { echo "wrk is not installed (Debian: apt-get install -y wrk)" >&2; exit 1; }
 
-echo "== machine"
-echo "cpus:   $(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
-echo "load:   $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min, before)"
-echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo none)"
-
-echo "== build"
-cargo build --release --bin fission
-
-echo "== server (database $DB, port $PORT)"
-env -u WECHAT_APPID -u WECHAT_SECRET -u WECHAT_ENCODING_AES_KEY \
-    DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" \
-    REDIS_URL="redis://127.0.0.1:6379" \
-    FISSION_REDIS_PREFIX="$DB:" \
-    FISSION_BIND="127.0.0.1:$PORT" \
-    FISSION_PUBLIC_URL="$BASE" \
-    FISSION_STORAGE="file://$WORK/data" \
-    FISSION_CONFIG="$WORK/none.toml" \
-    FISSION_ADMIN_PASSWORD="$PASSWORD" \
-    RUST_LOG=warn \
-    "$BIN" serve >"$WORK/server.log" 2>&1 &
-SERVER_PID=$!
-deadline=$((SECONDS + 60))
-until [[ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/readyz")" == 200 ]]; do
-    kill -0 "$SERVER_PID" 2>/dev/null || { echo "server exited before becoming ready" >&2; exit 1; }
-    ((SECONDS < deadline)) || { echo "server not ready after 60 s" >&2; exit 1; }
-    sleep 0.2
-done
+bench_machine
+bench_build
+bench_start_server FISSION_ADMIN_PASSWORD="$PASSWORD"
 
 echo "== seed: 1,000,000 referrals across 100,000 inviters"
 started=$SECONDS
@@ -127,4 +71,4 @@ run "leaderboard, nickname search" "/admin/leaderboard?q=%E7%B2%89%E4%B8%9D4242"
 
 echo "== after"
 echo "load:   $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min)"
-grep -E '^(VmRSS|VmHWM):' "/proc/$SERVER_PID/status"
+bench_server_memory

@@ -4,7 +4,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PORT="${BENCH_PORT:-18080}"
-DB="fission_bench_$(date +%s)"
+DB="fission_bench_${BENCH_NAME:-run}_$(date +%s)"
 WORK="$(mktemp -d)"
 BIN="${CARGO_TARGET_DIR:-target}/release/fission"
 PSQL=(psql -h 127.0.0.1 -U postgres -v ON_ERROR_STOP=1)
@@ -53,7 +53,8 @@ bench_build() {
     cargo build --release --bin fission
 }
 
-# Starts the release binary in sandbox mode on a new database and waits for /readyz.
+# Starts the release binary in sandbox mode on a new database and waits for /readyz. Extra
+# NAME=VALUE arguments are added to the server's environment.
 bench_start_server() {
     echo "== server (database $DB, port $PORT)"
     env -u WECHAT_APPID -u WECHAT_SECRET -u WECHAT_ENCODING_AES_KEY \
@@ -67,6 +68,7 @@ bench_start_server() {
         FISSION_ADMIN_TOKEN="$BENCH_ADMIN_TOKEN" \
         WECHAT_TOKEN=fission \
         RUST_LOG=warn \
+        "$@" \
         "$BIN" serve >"$WORK/server.log" 2>&1 &
     SERVER_PID=$!
     local deadline=$((SECONDS + 60))
