@@ -47,6 +47,39 @@ pub async fn board(
     .await
 }
 
+/// One campaign's leaderboard rows matching `search` (exact openid or part of a nickname),
+/// each ranked by counting, on the rank index, the inviters ahead of it: no window over the
+/// whole board, so a search costs about as much as the matching itself.
+pub async fn board_search(
+    pool: &PgPool,
+    campaign: i64,
+    search: &str,
+    limit: i64,
+    offset: i64,
+) -> sqlx::Result<Vec<LeaderRow>> {
+    sqlx::query_as(
+        "WITH hits AS (
+             SELECT s.openid, s.invites, s.reached_at, u.nickname
+             FROM inviter_stats s LEFT JOIN users u ON u.openid = s.openid
+             WHERE s.campaign_id = $1 AND s.invites > 0 AND (s.openid = $2 OR u.nickname ILIKE $3)
+             ORDER BY s.invites DESC, s.reached_at ASC, s.openid ASC LIMIT $4 OFFSET $5)
+         SELECT 1 + (SELECT count(*) FROM inviter_stats a
+                     WHERE a.campaign_id = $1 AND a.invites > 0
+                       AND (a.invites > h.invites
+                            OR (a.invites = h.invites AND (a.reached_at, a.openid) < (h.reached_at, h.openid))))
+                AS rank,
+                h.openid, h.nickname, h.invites
+         FROM hits h ORDER BY rank",
+    )
+    .bind(campaign)
+    .bind(search)
+    .bind(contains_pattern(search))
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await
+}
+
 /// Leaderboard of credits made in `[from, to)` that still stand, counted from the ledger.
 #[allow(clippy::too_many_arguments)]
 pub async fn board_between(
