@@ -47,6 +47,43 @@ pub async fn board(
     .await
 }
 
+/// One campaign's leaderboard rows matching `search` (exact openid or part of a nickname).
+/// The matches are found first (a scan of nicknames, then primary-key lookups), and each is
+/// ranked by counting the inviters ahead of it on the rank index, instead of ranking the whole
+/// board: a search for one follower costs tens of milliseconds at 100,000 inviters.
+pub async fn board_search(
+    pool: &PgPool,
+    campaign: i64,
+    search: &str,
+    limit: i64,
+    offset: i64,
+) -> sqlx::Result<Vec<LeaderRow>> {
+    sqlx::query_as(
+        "WITH matches AS MATERIALIZED (
+             SELECT openid FROM users WHERE nickname ILIKE $3 UNION SELECT $2),
+         hits AS (
+             SELECT s.openid, s.invites, s.reached_at
+             FROM matches m JOIN inviter_stats s ON s.campaign_id = $1 AND s.openid = m.openid
+             WHERE s.invites > 0
+             ORDER BY s.invites DESC, s.reached_at ASC, s.openid ASC LIMIT $4 OFFSET $5)
+         SELECT 1 + (SELECT count(*) FROM inviter_stats a
+                     WHERE a.campaign_id = $1 AND a.invites > h.invites)
+                  + (SELECT count(*) FROM inviter_stats a
+                     WHERE a.campaign_id = $1 AND a.invites = h.invites
+                       AND (a.reached_at, a.openid) < (h.reached_at, h.openid)) AS rank,
+                h.openid, u.nickname, h.invites
+         FROM hits h LEFT JOIN users u ON u.openid = h.openid
+         ORDER BY rank",
+    )
+    .bind(campaign)
+    .bind(search)
+    .bind(contains_pattern(search))
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await
+}
+
 /// Leaderboard of credits made in `[from, to)` that still stand, counted from the ledger.
 #[allow(clippy::too_many_arguments)]
 pub async fn board_between(

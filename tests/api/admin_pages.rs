@@ -103,6 +103,18 @@ async fn the_leaderboard_filters_by_campaign_dates_and_search() {
         found.contains("<td class=\"num rank\">2</td>"),
         "rank 2 kept"
     );
+    // The same in the running campaign's board (ranked on the index, not by a window).
+    let in_campaign = operator
+        .get("/admin/leaderboard?q=%25_off")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(in_campaign.contains("50%_off") && !in_campaign.contains("张三丰"));
+    assert!(
+        in_campaign.contains("<td class=\"num rank\">2</td>"),
+        "rank 2 kept"
+    );
     let by_openid = operator
         .get(&format!("/admin/leaderboard?campaign=all&q={second}"))
         .await

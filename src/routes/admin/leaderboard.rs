@@ -95,8 +95,12 @@ pub async fn page(
             .map_or_else(|| Utc::now() + Duration::days(1), |d| d + Duration::days(1));
         db::dashboard::board_between(&state.pool, selected, start, end, &search, limit, offset)
             .await?
-    } else if let (Some(id), true) = (selected, search.is_empty()) {
-        db::referrals::leaderboard(&state.pool, id, limit, offset).await?
+    } else if let Some(id) = selected {
+        if search.is_empty() {
+            db::referrals::leaderboard(&state.pool, id, limit, offset).await?
+        } else {
+            db::dashboard::board_search(&state.pool, id, &search, limit, offset).await?
+        }
     } else {
         db::dashboard::board(&state.pool, selected, &search, limit, offset).await?
     };
