@@ -8,9 +8,9 @@ use std::time::Duration;
 use crate::admin_client::{with_admin, Operator};
 use crate::helpers::{openid, Deployment, FakeWechat, TestApp, ADMIN_TOKEN};
 
-/// This process's resident memory in kB (the app runs inside the test process).
-fn rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+/// Resident memory of a process in kB.
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
@@ -54,24 +54,54 @@ async fn seed_ledger(app: &TestApp, rows: i64) {
 async fn a_million_row_ledger_streams_in_flat_memory() {
     const ROWS: i64 = 1_000_000;
     let wechat = FakeWechat::start(100_000, None).await;
-    let app = TestApp::spawn(&Deployment::new(&wechat)).await;
+    let deployment = Deployment::new(&wechat);
+    let app = TestApp::spawn(&deployment).await;
     seed_ledger(&app, ROWS).await;
 
-    let baseline = rss_kb();
+    // The export is served by a `fission serve` process of its own, so its memory is measured
+    // alone, not mixed with the other tests running in this process.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_fission"))
+        .envs(deployment.env.iter())
+        .env("FISSION_BIND", format!("127.0.0.1:{port}"))
+        .env("FISSION_WORKERS", "false")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start fission");
+    let address = format!("http://127.0.0.1:{port}");
+    let mut ready = false;
+    for _ in 0..300 {
+        if let Ok(r) = app.http.get(format!("{address}/readyz")).send().await {
+            if r.status() == 200 {
+                ready = true;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "the export server did not start");
+    let pid = server.id();
+
+    let baseline = rss_kb(pid);
     let peak = Arc::new(AtomicU64::new(baseline));
     let sampling = Arc::new(AtomicU64::new(1));
     let sampler = {
         let (peak, sampling) = (peak.clone(), sampling.clone());
         tokio::spawn(async move {
             while sampling.load(Ordering::Relaxed) == 1 {
-                peak.fetch_max(rss_kb(), Ordering::Relaxed);
+                peak.fetch_max(rss_kb(pid), Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })
     };
     let mut response = app
         .http
-        .get(format!("{}/admin/export/referrals.csv", app.address))
+        .get(format!("{address}/admin/export/referrals.csv"))
         .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
@@ -102,6 +132,8 @@ async fn a_million_row_ledger_streams_in_flat_memory() {
     }
     sampling.store(0, Ordering::Relaxed);
     sampler.await.unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
     let growth_mb = peak.load(Ordering::Relaxed).saturating_sub(baseline) / 1024;
     assert_eq!(
         String::from_utf8(first_line).unwrap(),
