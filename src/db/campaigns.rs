@@ -75,34 +75,6 @@ pub async fn list(pool: &PgPool) -> sqlx::Result<Vec<Campaign>> {
     .await
 }
 
-#[derive(Debug, Clone, serde::Deserialize)]
-pub struct NewCampaign {
-    pub name: String,
-    pub starts_at: DateTime<Utc>,
-    pub ends_at: Option<DateTime<Utc>>,
-    pub revoke_window_days: i32,
-    pub revoke_rewards: bool,
-    pub rules: String,
-    pub template_id: Option<String>,
-}
-
-pub async fn create(pool: &PgPool, c: &NewCampaign) -> sqlx::Result<Campaign> {
-    sqlx::query_as(concat!(
-        "INSERT INTO campaigns (name, starts_at, ends_at, revoke_window_days, revoke_rewards, rules, template_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ",
-        columns!()
-    ))
-    .bind(&c.name)
-    .bind(c.starts_at)
-    .bind(c.ends_at)
-    .bind(c.revoke_window_days)
-    .bind(c.revoke_rewards)
-    .bind(&c.rules)
-    .bind(&c.template_id)
-    .fetch_one(pool)
-    .await
-}
-
 pub async fn tiers(db: impl PgExecutor<'_>, campaign_id: i64) -> sqlx::Result<Vec<Tier>> {
     sqlx::query_as(
         "SELECT id, campaign_id, threshold, name, uses_codes FROM reward_tiers
