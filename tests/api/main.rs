@@ -14,6 +14,7 @@ mod crediting;
 mod helpers;
 mod invite;
 mod invite_page;
+mod leaderboard;
 mod outbox;
 mod poster;
 mod sandbox;
