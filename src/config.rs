@@ -54,6 +54,12 @@ pub struct Settings {
     /// How long a claimed outbox job stays invisible to other workers before it is retried.
     pub outbox_lease_secs: u32,
     pub database_max_connections: u32,
+    /// Group commit of pushes: at most this many pushes in one transaction.
+    pub push_batch_max: usize,
+    /// How long a batch waits for company while another batch is being written (0 = never).
+    pub push_batch_wait_ms: u64,
+    /// Batches written at once by this instance (each holds one database connection).
+    pub push_writers: usize,
     /// Font for nicknames on posters (face 0 of a TTF/OTF/TTC); missing = posters without them.
     pub poster_font: PathBuf,
     /// A text message equal to this gets the sender's poster as the reply.
@@ -199,6 +205,24 @@ impl Settings {
                 16,
             )?
             .max(2),
+            push_batch_max: parse_num::<usize>(
+                "FISSION_PUSH_BATCH_MAX",
+                get("FISSION_PUSH_BATCH_MAX"),
+                128,
+            )?
+            .clamp(1, 1000),
+            push_batch_wait_ms: parse_num::<u64>(
+                "FISSION_PUSH_BATCH_WAIT_MS",
+                get("FISSION_PUSH_BATCH_WAIT_MS"),
+                2,
+            )?
+            .min(50),
+            push_writers: parse_num::<usize>(
+                "FISSION_PUSH_WRITERS",
+                get("FISSION_PUSH_WRITERS"),
+                4,
+            )?
+            .clamp(1, 32),
             poster_font: PathBuf::from(or("FISSION_POSTER_FONT", DEFAULT_POSTER_FONT)),
             poster_keyword: or("FISSION_POSTER_KEYWORD", "海报").trim().to_string(),
             poster_menu_key: or("FISSION_POSTER_MENU_KEY", "MY_POSTER"),
@@ -215,7 +239,14 @@ fn parse_bool(key: &str, value: Option<String>, default: bool) -> anyhow::Result
     }
 }
 
-fn parse_num(key: &str, value: Option<String>, default: u32) -> anyhow::Result<u32> {
+fn parse_num<T: std::str::FromStr>(
+    key: &str,
+    value: Option<String>,
+    default: T,
+) -> anyhow::Result<T>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
     match value {
         None => Ok(default),
         Some(v) => v

@@ -5,6 +5,7 @@ pub mod domain;
 pub mod error;
 pub mod jobs;
 pub mod poster;
+pub mod push;
 pub mod referral;
 pub mod routes;
 pub mod sandbox;

@@ -25,6 +25,12 @@ enum Command {
     Serve,
     /// Run the database migrations and exit.
     Migrate,
+    /// Recompute the leaderboard from the referral ledger and report the rows it changed.
+    RebuildStats {
+        /// Only this campaign (all campaigns when omitted).
+        #[arg(long)]
+        campaign: Option<i64>,
+    },
     /// Record every current follower as "already followed" (resumable).
     ImportFollowers {
         /// Start from the first page even if an earlier run was interrupted.
@@ -112,6 +118,32 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
             let pool = db::connect(&settings.database_url, 2).await?;
             db::migrate(&pool).await?;
             println!("migrations applied");
+        }
+        Command::RebuildStats { campaign } => {
+            let pool = db::connect(&settings.database_url, 2).await?;
+            db::migrate(&pool).await?;
+            let changes =
+                db::referrals::rebuild_stats(&pool, campaign.map(fission::domain::CampaignId))
+                    .await?;
+            for c in &changes {
+                let show = |n: Option<i32>, at: Option<chrono::DateTime<chrono::Utc>>| match (n, at)
+                {
+                    (Some(n), Some(at)) => format!("{n} (reached {})", at.to_rfc3339()),
+                    _ => "0".to_string(),
+                };
+                println!(
+                    "campaign {} {}: {} -> {}",
+                    c.campaign_id,
+                    c.openid,
+                    show(c.invites_before, c.reached_before),
+                    show(c.invites_after, c.reached_after)
+                );
+            }
+            println!(
+                "{} leaderboard row(s) corrected{}",
+                changes.len(),
+                campaign.map_or(String::new(), |id| format!(" in campaign {id}"))
+            );
         }
         Command::ImportFollowers { restart } => {
             if settings.sandbox {

@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
+use crate::push::{BatchLimits, PushQueue};
 use crate::sandbox::{SimConfig, Simulator};
 use crate::shared_store::SharedStore;
 use crate::state::AppState;
@@ -171,6 +172,17 @@ pub async fn connect(settings: Settings, public_url: &str) -> anyhow::Result<App
         ),
         None => None,
     };
+    let outbox_wake = Arc::new(Notify::new());
+    let pushes = PushQueue::start(
+        pool.clone(),
+        BatchLimits {
+            max: settings.push_batch_max,
+            wait: Duration::from_millis(settings.push_batch_wait_ms),
+            writers: settings.push_writers,
+        },
+        outbox_wake.clone(),
+        metrics.clone(),
+    );
     Ok(AppState {
         pool,
         store,
@@ -180,7 +192,8 @@ pub async fn connect(settings: Settings, public_url: &str) -> anyhow::Result<App
         settings: Arc::new(settings),
         public_url: public_url.into(),
         crypto,
-        outbox_wake: Arc::new(Notify::new()),
+        outbox_wake,
+        pushes,
     })
 }
 

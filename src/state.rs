@@ -7,6 +7,7 @@ use sqlx::PgPool;
 use tokio::sync::Notify;
 
 use crate::config::Settings;
+use crate::push::PushQueue;
 use crate::shared_store::SharedStore;
 use crate::storage::Storage;
 use crate::telemetry::Metrics;
@@ -27,6 +28,8 @@ pub struct AppState {
     pub crypto: Option<MessageCrypto>,
     /// Wakes this process's outbox worker as soon as a decision enqueues work.
     pub outbox_wake: Arc<Notify>,
+    /// Group commit of pushes (`push::batcher`).
+    pub pushes: PushQueue,
 }
 
 impl AppState {

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
+    TextEncoder,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -25,8 +26,10 @@ pub struct Metrics(Arc<Inner>);
 
 pub struct Inner {
     registry: Registry,
-    /// Pushes by outcome: received, duplicate, rejected, credited, revoked, not_credited.
+    /// Pushes by outcome: received and rejected, then each `push::Outcome`.
     pub events: IntCounterVec,
+    /// Pushes written per group-commit transaction.
+    pub push_batch: Histogram,
     pub wechat_calls: IntCounterVec,
     pub token_refreshes: IntCounter,
     pub http_latency: HistogramVec,
@@ -80,8 +83,17 @@ impl Metrics {
             &["kind", "result"],
         )
         .expect("static metric definition");
+        let push_batch = Histogram::with_opts(
+            HistogramOpts::new(
+                "fission_push_batch_size",
+                "pushes written per group-commit transaction",
+            )
+            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+        )
+        .expect("static metric definition");
         for collector in [
             Box::new(events.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(push_batch.clone()),
             Box::new(wechat_calls.clone()),
             Box::new(token_refreshes.clone()),
             Box::new(http_latency.clone()),
@@ -94,6 +106,7 @@ impl Metrics {
         Metrics(Arc::new(Inner {
             registry,
             events,
+            push_batch,
             wechat_calls,
             token_refreshes,
             http_latency,

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, PgPool};
 
 use super::Tx;
+use crate::domain::{CampaignId, OpenId};
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct Campaign {
@@ -51,6 +52,49 @@ pub async fn active_at(
     ))
     .bind(at)
     .fetch_optional(db)
+    .await
+}
+
+/// Every campaign with its tiers (the push path's cached copy; there are few).
+pub async fn all_with_tiers(tx: &mut Tx<'_>) -> sqlx::Result<Vec<(Campaign, Vec<Tier>)>> {
+    let campaigns: Vec<Campaign> = sqlx::query_as(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM campaigns ORDER BY id"
+    ))
+    .fetch_all(&mut **tx)
+    .await?;
+    let tiers: Vec<Tier> = sqlx::query_as(
+        "SELECT id, campaign_id, threshold, name, uses_codes FROM reward_tiers
+         ORDER BY campaign_id, threshold",
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut by_campaign: std::collections::HashMap<i64, Vec<Tier>> = Default::default();
+    for tier in tiers {
+        by_campaign.entry(tier.campaign_id).or_default().push(tier);
+    }
+    Ok(campaigns
+        .into_iter()
+        .map(|c| {
+            let tiers = by_campaign.remove(&c.id).unwrap_or_default();
+            (c, tiers)
+        })
+        .collect())
+}
+
+/// The tiers already granted to any of `openids` in `campaign`: (tier id, openid).
+pub async fn granted_among(
+    tx: &mut Tx<'_>,
+    campaign: CampaignId,
+    openids: &[&OpenId],
+) -> sqlx::Result<Vec<(i64, String)>> {
+    sqlx::query_as(
+        "SELECT tier_id, openid FROM reward_grants WHERE campaign_id = $1 AND openid = ANY($2)",
+    )
+    .bind(campaign.0)
+    .bind(openids.iter().map(|o| o.as_str()).collect::<Vec<_>>())
+    .fetch_all(&mut **tx)
     .await
 }
 

@@ -4,36 +4,74 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
 use super::Tx;
-use crate::wechat::message::Push;
+use crate::domain::OpenId;
 
-/// Records a push. Returns its id, or `None` when the same push (by dedupe key) is already
-/// recorded — a WeChat retry. Concurrent duplicates wait on the unique index, so exactly one
-/// of them gets an id.
-pub async fn insert(tx: &mut Tx<'_>, push: &Push, at: DateTime<Utc>) -> sqlx::Result<Option<i64>> {
-    sqlx::query_scalar(
-        "INSERT INTO events (dedupe_key, openid, create_time, msg_type, event, event_key, ticket)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
-         ON CONFLICT (dedupe_key) DO NOTHING
-         RETURNING id",
+/// One push to record, with the outcome decided for it.
+pub struct NewEvent<'a> {
+    pub dedupe_key: &'a str,
+    pub openid: &'a OpenId,
+    pub create_time: DateTime<Utc>,
+    pub msg_type: &'a str,
+    pub event: Option<&'a str>,
+    pub event_key: Option<&'a str>,
+    pub ticket: Option<&'a str>,
+    pub outcome: &'a str,
+}
+
+/// Which of `keys` are recorded already, and the campaigns' version (read in the same round
+/// trip: every batch needs both).
+pub async fn recorded_among(tx: &mut Tx<'_>, keys: &[&str]) -> sqlx::Result<(Vec<String>, i64)> {
+    sqlx::query_as(
+        "SELECT ARRAY(SELECT dedupe_key FROM events WHERE dedupe_key = ANY($1)),
+                (SELECT version FROM campaign_version)",
     )
-    .bind(push.dedupe_key())
-    .bind(&push.from_user)
-    .bind(at)
-    .bind(&push.msg_type)
-    .bind(&push.event)
-    .bind(&push.event_key)
-    .bind(&push.ticket)
-    .fetch_optional(&mut **tx)
+    .bind(keys)
+    .fetch_one(&mut **tx)
     .await
 }
 
-pub async fn set_outcome(tx: &mut Tx<'_>, id: i64, outcome: &str) -> sqlx::Result<()> {
-    sqlx::query("UPDATE events SET outcome = $2 WHERE id = $1")
-        .bind(id)
-        .bind(outcome)
-        .execute(&mut **tx)
-        .await
-        .map(drop)
+/// Records pushes, in the order given (callers sort by dedupe key, so concurrent batches take
+/// the unique index's entries in one order). Returns (id, dedupe_key) of each row written; a
+/// key recorded meanwhile by another transaction is skipped after that transaction commits.
+pub async fn insert_many(
+    tx: &mut Tx<'_>,
+    events: &[NewEvent<'_>],
+) -> sqlx::Result<Vec<(i64, String)>> {
+    sqlx::query_as(
+        "INSERT INTO events (dedupe_key, openid, create_time, msg_type, event, event_key, ticket, outcome)
+         SELECT k, o, c, m, e, ek, t, oc
+         FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[],
+                     $6::text[], $7::text[], $8::text[]) WITH ORDINALITY AS x(k, o, c, m, e, ek, t, oc, n)
+         ORDER BY n
+         ON CONFLICT (dedupe_key) DO NOTHING
+         RETURNING id, dedupe_key",
+    )
+    .bind(events.iter().map(|e| e.dedupe_key).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.openid.as_str()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.create_time).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.msg_type).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.event).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.event_key).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.ticket).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.outcome).collect::<Vec<_>>())
+    .fetch_all(&mut **tx)
+    .await
+}
+
+/// Corrects outcomes that the ledger decided after the events were written.
+pub async fn set_outcomes(tx: &mut Tx<'_>, changes: &[(i64, &str)]) -> sqlx::Result<()> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE events e SET outcome = x.outcome
+         FROM unnest($1::bigint[], $2::text[]) AS x(id, outcome) WHERE e.id = x.id",
+    )
+    .bind(changes.iter().map(|c| c.0).collect::<Vec<_>>())
+    .bind(changes.iter().map(|c| c.1).collect::<Vec<_>>())
+    .execute(&mut **tx)
+    .await
+    .map(drop)
 }
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
@@ -46,13 +84,6 @@ pub struct EventRow {
     pub event_key: Option<String>,
     pub outcome: String,
     pub received_at: DateTime<Utc>,
-}
-
-pub async fn count_for(pool: &PgPool, dedupe_key: &str) -> sqlx::Result<i64> {
-    sqlx::query_scalar("SELECT count(*) FROM events WHERE dedupe_key = $1")
-        .bind(dedupe_key)
-        .fetch_one(pool)
-        .await
 }
 
 pub async fn for_user(pool: &PgPool, openid: &str, limit: i64) -> sqlx::Result<Vec<EventRow>> {

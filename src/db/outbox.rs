@@ -17,6 +17,36 @@ pub async fn enqueue(tx: &mut Tx<'_>, kind: &str, payload: &Value) -> sqlx::Resu
         .map(drop)
 }
 
+/// Outbox job kind: a text for a follower (customer-service message, or a template message
+/// when the follower is outside the 48-hour window).
+pub const JOB_MESSAGE: &str = "message";
+
+/// The payload of a `message` job: written by the push path, read by the worker.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MessageJob {
+    pub openid: String,
+    pub text: String,
+    pub template_id: Option<String>,
+}
+
+/// Enqueues messages in one statement.
+pub async fn enqueue_messages(tx: &mut Tx<'_>, messages: &[MessageJob]) -> sqlx::Result<()> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let payloads = messages
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<Vec<Value>, _>>()
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    sqlx::query("INSERT INTO outbox (kind, payload) SELECT $1, unnest($2::jsonb[])")
+        .bind(JOB_MESSAGE)
+        .bind(payloads)
+        .execute(&mut **tx)
+        .await
+        .map(drop)
+}
+
 /// Enqueues a job that becomes due only after `delay_secs`: a fallback that the caller cancels
 /// (with `mark_sent`) if it manages the work itself in time. Returns the job's id.
 pub async fn enqueue_after(

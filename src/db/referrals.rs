@@ -6,155 +6,198 @@ use futures_util::stream::BoxStream;
 use sqlx::{PgExecutor, PgPool};
 
 use super::Tx;
+use crate::domain::{CampaignId, OpenId};
 
-/// Writes a credit. `None` means this invitee was already credited in this campaign — the
-/// unique constraint decides, whichever instance or retry got there first.
-pub async fn credit(
-    tx: &mut Tx<'_>,
-    campaign_id: i64,
-    invitee: &str,
-    inviter: &str,
-    scene: &str,
-    event_id: i64,
-    at: DateTime<Utc>,
-) -> sqlx::Result<Option<i64>> {
-    sqlx::query_scalar(
-        "INSERT INTO referrals (campaign_id, invitee_openid, inviter_openid, scene, event_id, credited_at)
-         VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT ON CONSTRAINT referrals_once_per_campaign DO NOTHING
-         RETURNING id",
-    )
-    .bind(campaign_id)
-    .bind(invitee)
-    .bind(inviter)
-    .bind(scene)
-    .bind(event_id)
-    .bind(at)
-    .fetch_optional(&mut **tx)
-    .await
+/// A credit to write.
+pub struct NewCredit<'a> {
+    pub campaign: CampaignId,
+    pub invitee: &'a OpenId,
+    pub inviter: &'a OpenId,
+    pub scene: &'a str,
+    pub event_id: i64,
+    pub at: DateTime<Utc>,
 }
 
-/// Adds one to the inviter's count and returns the new count. The time the count was reached
-/// is the latest credit among those counted, which stays right when pushes arrive out of order.
-pub async fn count_credit(
+/// Writes credits, in (campaign, invitee) order. Returns (referral id, campaign, invitee) of
+/// each one written; an invitee already credited in that campaign is skipped — the unique
+/// constraint decides, whichever instance or retry got there first.
+pub async fn credit_many(
     tx: &mut Tx<'_>,
-    campaign_id: i64,
-    inviter: &str,
-    at: DateTime<Utc>,
-) -> sqlx::Result<i32> {
-    sqlx::query_scalar(
-        "INSERT INTO inviter_stats (campaign_id, openid, invites, reached_at) VALUES ($1, $2, 1, $3)
-         ON CONFLICT (campaign_id, openid) DO UPDATE
-            SET invites = inviter_stats.invites + 1,
-                reached_at = GREATEST(inviter_stats.reached_at, EXCLUDED.reached_at)
-         RETURNING invites",
-    )
-    .bind(campaign_id)
-    .bind(inviter)
-    .bind(at)
-    .fetch_one(&mut **tx)
-    .await
-}
-
-/// Recomputes one inviter's count from the ledger (after a revocation).
-pub async fn recount(tx: &mut Tx<'_>, campaign_id: i64, inviter: &str) -> sqlx::Result<i32> {
-    let (count, reached): (i64, Option<DateTime<Utc>>) = sqlx::query_as(
-        "SELECT count(*), max(r.credited_at) FROM referrals r
-         WHERE r.campaign_id = $1 AND r.inviter_openid = $2
-           AND NOT EXISTS (SELECT 1 FROM referral_revocations v WHERE v.referral_id = r.id)",
-    )
-    .bind(campaign_id)
-    .bind(inviter)
-    .fetch_one(&mut **tx)
-    .await?;
-    match reached {
-        Some(reached_at) => {
-            sqlx::query(
-                "INSERT INTO inviter_stats (campaign_id, openid, invites, reached_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (campaign_id, openid) DO UPDATE SET invites = EXCLUDED.invites, reached_at = EXCLUDED.reached_at",
-            )
-            .bind(campaign_id)
-            .bind(inviter)
-            .bind(count as i32)
-            .bind(reached_at)
-            .execute(&mut **tx)
-            .await?;
-        }
-        None => {
-            sqlx::query("DELETE FROM inviter_stats WHERE campaign_id = $1 AND openid = $2")
-                .bind(campaign_id)
-                .bind(inviter)
-                .execute(&mut **tx)
-                .await?;
-        }
+    credits: &[NewCredit<'_>],
+) -> sqlx::Result<Vec<(i64, CampaignId, String)>> {
+    if credits.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(count as i32)
-}
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Revocable {
-    pub id: i64,
-    pub campaign_id: i64,
-    pub inviter_openid: String,
-    pub credited_at: DateTime<Utc>,
-    pub revoke_rewards: bool,
-}
-
-/// Live credits of `invitee` that an unsubscribe at `at` reverses: within their campaign's
-/// revoke window (0 days = never revoke).
-pub async fn revocable(
-    tx: &mut Tx<'_>,
-    invitee: &str,
-    at: DateTime<Utc>,
-) -> sqlx::Result<Vec<Revocable>> {
     sqlx::query_as(
-        "SELECT r.id, r.campaign_id, r.inviter_openid, r.credited_at, c.revoke_rewards
-         FROM referrals r JOIN campaigns c ON c.id = r.campaign_id
-         WHERE r.invitee_openid = $1
-           AND c.revoke_window_days > 0
-           AND $2 >= r.credited_at
-           AND $2 <= r.credited_at + make_interval(days => c.revoke_window_days)
-           AND NOT EXISTS (SELECT 1 FROM referral_revocations v WHERE v.referral_id = r.id)",
+        "INSERT INTO referrals (campaign_id, invitee_openid, inviter_openid, scene, event_id, credited_at)
+         SELECT c, i, o, s, e, a
+         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::timestamptz[])
+              WITH ORDINALITY AS x(c, i, o, s, e, a, n)
+         ORDER BY n
+         ON CONFLICT ON CONSTRAINT referrals_once_per_campaign DO NOTHING
+         RETURNING id, campaign_id, invitee_openid",
     )
-    .bind(invitee)
-    .bind(at)
+    .bind(credits.iter().map(|c| c.campaign.0).collect::<Vec<_>>())
+    .bind(credits.iter().map(|c| c.invitee.as_str()).collect::<Vec<_>>())
+    .bind(credits.iter().map(|c| c.inviter.as_str()).collect::<Vec<_>>())
+    .bind(credits.iter().map(|c| c.scene).collect::<Vec<_>>())
+    .bind(credits.iter().map(|c| c.event_id).collect::<Vec<_>>())
+    .bind(credits.iter().map(|c| c.at).collect::<Vec<_>>())
     .fetch_all(&mut **tx)
     .await
 }
 
-pub async fn revoke(
+/// A live credit that an unsubscribe reverses.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Revocable {
+    pub id: i64,
+    pub campaign_id: CampaignId,
+    pub inviter_openid: String,
+    /// The unsubscribe that reverses it.
+    pub event_id: i64,
+    pub left_at: DateTime<Utc>,
+}
+
+/// Live credits of each (invitee, unsubscribe event, time) that the unsubscribe reverses:
+/// within their campaign's revoke window (0 days = never revoke).
+pub async fn revocable(
     tx: &mut Tx<'_>,
-    referral_id: i64,
-    event_id: Option<i64>,
-    at: DateTime<Utc>,
-) -> sqlx::Result<bool> {
-    sqlx::query(
-        "INSERT INTO referral_revocations (referral_id, event_id, revoked_at) VALUES ($1, $2, $3)
-         ON CONFLICT (referral_id) DO NOTHING",
+    leaves: &[(&OpenId, i64, DateTime<Utc>)],
+) -> sqlx::Result<Vec<Revocable>> {
+    if leaves.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query_as(
+        "SELECT r.id, r.campaign_id, r.inviter_openid, x.event_id, x.left_at
+         FROM unnest($1::text[], $2::bigint[], $3::timestamptz[]) AS x(invitee, event_id, left_at)
+         JOIN referrals r ON r.invitee_openid = x.invitee
+         JOIN campaigns c ON c.id = r.campaign_id
+         WHERE c.revoke_window_days > 0
+           AND x.left_at >= r.credited_at
+           AND x.left_at <= r.credited_at + make_interval(days => c.revoke_window_days)
+           AND NOT EXISTS (SELECT 1 FROM referral_revocations v WHERE v.referral_id = r.id)
+         ORDER BY r.id, x.left_at",
     )
-    .bind(referral_id)
-    .bind(event_id)
-    .bind(at)
-    .execute(&mut **tx)
+    .bind(leaves.iter().map(|l| l.0.as_str()).collect::<Vec<_>>())
+    .bind(leaves.iter().map(|l| l.1).collect::<Vec<_>>())
+    .bind(leaves.iter().map(|l| l.2).collect::<Vec<_>>())
+    .fetch_all(&mut **tx)
     .await
-    .map(|r| r.rows_affected() == 1)
+}
+
+/// Writes revocations (referral id, unsubscribe event if known, when), in the order given; a
+/// referral revoked already keeps its first revocation. Returns the referrals revoked now.
+pub async fn revoke_many(
+    tx: &mut Tx<'_>,
+    revocations: &[(i64, Option<i64>, DateTime<Utc>)],
+) -> sqlx::Result<Vec<i64>> {
+    if revocations.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query_scalar(
+        "INSERT INTO referral_revocations (referral_id, event_id, revoked_at)
+         SELECT r, e, a FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[])
+              WITH ORDINALITY AS x(r, e, a, n)
+         ORDER BY n
+         ON CONFLICT (referral_id) DO NOTHING
+         RETURNING referral_id",
+    )
+    .bind(revocations.iter().map(|r| r.0).collect::<Vec<_>>())
+    .bind(revocations.iter().map(|r| r.1).collect::<Vec<_>>())
+    .bind(revocations.iter().map(|r| r.2).collect::<Vec<_>>())
+    .fetch_all(&mut **tx)
+    .await
+}
+
+/// A change to one inviter's leaderboard row: `added` new credits, the latest at `latest`.
+pub struct StatsDelta<'a> {
+    pub campaign: CampaignId,
+    pub inviter: &'a OpenId,
+    pub added: i32,
+    pub latest: Option<DateTime<Utc>>,
+}
+
+/// Adds new credits to the leaderboard rows, in (campaign, inviter) order, and returns each
+/// row's count. Every row this batch touches goes through here — also those whose credits
+/// are only revoked (`added` 0) — so the rows are locked in one order before any recount.
+/// The time the count was reached is the latest credit counted, which stays right when
+/// pushes arrive out of order.
+pub async fn add_to_stats(
+    tx: &mut Tx<'_>,
+    deltas: &[StatsDelta<'_>],
+) -> sqlx::Result<Vec<(CampaignId, String, i32)>> {
+    if deltas.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query_as(
+        "INSERT INTO inviter_stats (campaign_id, openid, invites, reached_at)
+         SELECT c, o, d, COALESCE(a, '-infinity')
+         FROM unnest($1::bigint[], $2::text[], $3::int[], $4::timestamptz[]) WITH ORDINALITY AS x(c, o, d, a, n)
+         ORDER BY n
+         ON CONFLICT (campaign_id, openid) DO UPDATE
+            SET invites = inviter_stats.invites + EXCLUDED.invites,
+                reached_at = GREATEST(inviter_stats.reached_at, EXCLUDED.reached_at)
+         RETURNING campaign_id, openid, invites",
+    )
+    .bind(deltas.iter().map(|d| d.campaign.0).collect::<Vec<_>>())
+    .bind(deltas.iter().map(|d| d.inviter.as_str()).collect::<Vec<_>>())
+    .bind(deltas.iter().map(|d| d.added).collect::<Vec<_>>())
+    .bind(deltas.iter().map(|d| d.latest).collect::<Vec<_>>())
+    .fetch_all(&mut **tx)
+    .await
+}
+
+/// Recomputes leaderboard rows from the ledger after revocations. The rows must already be
+/// locked by this transaction (`add_to_stats`): this statement's snapshot is taken after the
+/// lock, so it sees every credit and revocation committed before — and any not yet committed
+/// waits for the lock and adjusts the row after us. Returns each row's new count.
+pub async fn recount(
+    tx: &mut Tx<'_>,
+    rows: &[(CampaignId, &OpenId)],
+) -> sqlx::Result<Vec<(CampaignId, String, i32)>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query_as(
+        "WITH live AS (
+            SELECT t.campaign_id, t.openid, count(r.id)::int AS invites, max(r.credited_at) AS reached_at
+            FROM unnest($1::bigint[], $2::text[]) AS t(campaign_id, openid)
+            LEFT JOIN referrals r ON r.campaign_id = t.campaign_id AND r.inviter_openid = t.openid
+                 AND NOT EXISTS (SELECT 1 FROM referral_revocations v WHERE v.referral_id = r.id)
+            GROUP BY t.campaign_id, t.openid
+         ), updated AS (
+            UPDATE inviter_stats s SET invites = l.invites, reached_at = l.reached_at
+            FROM live l WHERE s.campaign_id = l.campaign_id AND s.openid = l.openid AND l.invites > 0
+         ), emptied AS (
+            DELETE FROM inviter_stats s USING live l
+            WHERE s.campaign_id = l.campaign_id AND s.openid = l.openid AND l.invites = 0
+         )
+         SELECT campaign_id, openid, invites FROM live",
+    )
+    .bind(rows.iter().map(|r| r.0 .0).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.1.as_str()).collect::<Vec<_>>())
+    .fetch_all(&mut **tx)
+    .await
 }
 
 /// Marks rewards whose threshold is now above the inviter's count as revoked (campaigns that
-/// take rewards back).
+/// take rewards back): (campaign, inviter, count).
 pub async fn revoke_rewards_above(
     tx: &mut Tx<'_>,
-    campaign_id: i64,
-    openid: &str,
-    count: i32,
+    counts: &[(CampaignId, &str, i32)],
 ) -> sqlx::Result<u64> {
+    if counts.is_empty() {
+        return Ok(0);
+    }
     sqlx::query(
-        "UPDATE reward_grants g SET status = 'revoked' FROM reward_tiers t
-         WHERE t.id = g.tier_id AND g.campaign_id = $1 AND g.openid = $2 AND t.threshold > $3 AND g.status <> 'revoked'",
+        "UPDATE reward_grants g SET status = 'revoked'
+         FROM reward_tiers t, unnest($1::bigint[], $2::text[], $3::int[]) AS x(campaign_id, openid, invites)
+         WHERE t.id = g.tier_id AND g.campaign_id = x.campaign_id AND g.openid = x.openid
+           AND t.threshold > x.invites AND g.status <> 'revoked'",
     )
-    .bind(campaign_id)
-    .bind(openid)
-    .bind(count)
+    .bind(counts.iter().map(|c| c.0 .0).collect::<Vec<_>>())
+    .bind(counts.iter().map(|c| c.1).collect::<Vec<_>>())
+    .bind(counts.iter().map(|c| c.2).collect::<Vec<_>>())
     .execute(&mut **tx)
     .await
     .map(|r| r.rows_affected())
@@ -192,23 +235,68 @@ pub async fn leaderboard(
     .await
 }
 
-/// Rebuilds the materialised leaderboard of a campaign from the ledger.
-pub async fn rebuild_stats(pool: &PgPool, campaign_id: i64) -> sqlx::Result<()> {
+/// One leaderboard row that a rebuild changed: (invites, reached_at) before and after.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct StatsChange {
+    pub campaign_id: i64,
+    pub openid: String,
+    pub invites_before: Option<i32>,
+    pub reached_before: Option<DateTime<Utc>>,
+    pub invites_after: Option<i32>,
+    pub reached_after: Option<DateTime<Utc>>,
+}
+
+/// Rebuilds the materialised leaderboard of one campaign (or all) from the ledger, holding the
+/// campaign's rows while it does, and returns the rows it changed.
+pub async fn rebuild_stats(
+    pool: &PgPool,
+    campaign: Option<CampaignId>,
+) -> sqlx::Result<Vec<StatsChange>> {
     let mut tx = pool.begin().await?;
-    sqlx::query("DELETE FROM inviter_stats WHERE campaign_id = $1")
-        .bind(campaign_id)
+    // Credits and revocations lock their rows; this waits for those in flight and holds off
+    // new ones (they insert or update rows of this table) until the rebuild commits.
+    sqlx::query("LOCK TABLE inviter_stats IN SHARE ROW EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await?;
+    let changes = sqlx::query_as(
+        "WITH live AS (
+            SELECT r.campaign_id, r.inviter_openid AS openid, count(*)::int AS invites,
+                   max(r.credited_at) AS reached_at
+            FROM referrals r
+            WHERE ($1::bigint IS NULL OR r.campaign_id = $1)
+              AND NOT EXISTS (SELECT 1 FROM referral_revocations v WHERE v.referral_id = r.id)
+            GROUP BY r.campaign_id, r.inviter_openid
+         ), current AS (
+            SELECT campaign_id, openid, invites, reached_at FROM inviter_stats
+            WHERE ($1::bigint IS NULL OR campaign_id = $1) AND invites > 0
+         )
+         SELECT COALESCE(l.campaign_id, c.campaign_id) AS campaign_id,
+                COALESCE(l.openid, c.openid) AS openid,
+                c.invites AS invites_before, c.reached_at AS reached_before,
+                l.invites AS invites_after, l.reached_at AS reached_after
+         FROM live l FULL JOIN current c ON c.campaign_id = l.campaign_id AND c.openid = l.openid
+         WHERE l.invites IS DISTINCT FROM c.invites OR l.reached_at IS DISTINCT FROM c.reached_at
+         ORDER BY 1, 2",
+    )
+    .bind(campaign.map(|c| c.0))
+    .fetch_all(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM inviter_stats WHERE $1::bigint IS NULL OR campaign_id = $1")
+        .bind(campaign.map(|c| c.0))
         .execute(&mut *tx)
         .await?;
     sqlx::query(
         "INSERT INTO inviter_stats (campaign_id, openid, invites, reached_at)
          SELECT r.campaign_id, r.inviter_openid, count(*), max(r.credited_at) FROM referrals r
-         WHERE r.campaign_id = $1 AND NOT EXISTS (SELECT 1 FROM referral_revocations v WHERE v.referral_id = r.id)
+         WHERE ($1::bigint IS NULL OR r.campaign_id = $1)
+           AND NOT EXISTS (SELECT 1 FROM referral_revocations v WHERE v.referral_id = r.id)
          GROUP BY r.campaign_id, r.inviter_openid",
     )
-    .bind(campaign_id)
+    .bind(campaign.map(|c| c.0))
     .execute(&mut *tx)
     .await?;
-    tx.commit().await
+    tx.commit().await?;
+    Ok(changes)
 }
 
 /// Live credits of an inviter in a campaign.

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
 use super::Tx;
+use crate::domain::OpenId;
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct UserRow {
@@ -37,6 +38,54 @@ pub async fn lock(tx: &mut Tx<'_>, openid: &str) -> sqlx::Result<UserRow> {
     .bind(openid)
     .fetch_one(&mut **tx)
     .await
+}
+
+/// `lock` for many followers at once, in openid order (so concurrent batches, on any
+/// instance, take the rows in one order and cannot deadlock on them).
+pub async fn lock_many(tx: &mut Tx<'_>, openids: &[&OpenId]) -> sqlx::Result<Vec<UserRow>> {
+    let mut sorted: Vec<&str> = openids.iter().map(|o| o.as_str()).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    sqlx::query_as(concat!(
+        "INSERT INTO users (openid) SELECT o FROM unnest($1::text[]) WITH ORDINALITY AS x(o, n) ORDER BY n
+         ON CONFLICT (openid) DO UPDATE SET openid = EXCLUDED.openid
+         RETURNING ",
+        columns!()
+    ))
+    .bind(sorted)
+    .fetch_all(&mut **tx)
+    .await
+}
+
+/// A follower's presence after a batch of pushes, decided while their row is locked.
+pub struct PresenceState<'a> {
+    pub openid: &'a OpenId,
+    pub subscribed: bool,
+    pub followed_since: Option<DateTime<Utc>>,
+    pub state_at: Option<DateTime<Utc>>,
+    pub last_interaction_at: Option<DateTime<Utc>>,
+}
+
+/// Writes the presence of followers locked by `lock_many` in this transaction.
+pub async fn set_presence(tx: &mut Tx<'_>, rows: &[PresenceState<'_>]) -> sqlx::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE users u SET subscribed = x.subscribed, followed_since = x.followed_since,
+                state_at = x.state_at, last_interaction_at = x.last_interaction_at
+         FROM unnest($1::text[], $2::boolean[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[])
+              AS x(openid, subscribed, followed_since, state_at, last_interaction_at)
+         WHERE u.openid = x.openid",
+    )
+    .bind(rows.iter().map(|r| r.openid.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.subscribed).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.followed_since).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.state_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.last_interaction_at).collect::<Vec<_>>())
+    .execute(&mut **tx)
+    .await
+    .map(drop)
 }
 
 /// Makes the follower known (e.g. when their invite code is issued) without claiming anything

@@ -1,16 +1,18 @@
-//! Sends what the outbox holds. A job is claimed with a lease, sent, then marked sent in one
-//! statement. If the process dies after WeChat accepted a message and before that statement,
-//! the lease runs out and the message is sent again: that one statement is the only window
-//! for a duplicate, and nothing claimed is ever lost.
+//! Sends what the outbox holds. Jobs are claimed in rounds with a lease; a round's jobs are
+//! sent with bounded concurrency — one follower's jobs one after another, in the order they
+//! were queued — and each is marked sent in one statement as soon as WeChat accepts it. If the
+//! process dies between the two, the lease runs out and that message is sent again: a message
+//! in flight is the only one that can be duplicated, and nothing claimed is ever lost.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Deserialize;
+use futures_util::stream::{self, StreamExt};
 use serde_json::json;
 use tokio::sync::watch;
 
 use crate::db;
-use crate::db::outbox::Job;
+use crate::db::outbox::{Job, MessageJob, JOB_MESSAGE};
 use crate::poster::delivery::PosterJob;
 use crate::referral::codes::IssueError;
 use crate::state::AppState;
@@ -18,16 +20,11 @@ use crate::wechat::WechatError;
 
 /// Attempts before a job is parked as failed (visible in the dashboard, retryable there).
 const MAX_ATTEMPTS: i32 = 8;
-const BATCH: i64 = 32;
+const BATCH: i64 = 64;
+/// Followers whose jobs are sent at the same time.
+const CONCURRENCY: usize = 16;
 /// WeChat: customer-service messages only within 48 h of the user's last interaction.
 const OUTSIDE_48H: i64 = 45015;
-
-#[derive(Debug, Deserialize)]
-struct MessageJob {
-    openid: String,
-    text: String,
-    template_id: Option<String>,
-}
 
 pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
     let lease = i64::from(state.settings.outbox_lease_secs);
@@ -43,9 +40,7 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
             }
         };
         let idle = jobs.is_empty();
-        for job in jobs {
-            process(&state, job).await;
-        }
+        send_round(&state, jobs).await;
         if idle {
             tokio::select! {
                 _ = state.outbox_wake.notified() => {}
@@ -56,14 +51,30 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
+async fn send_round(state: &AppState, jobs: Vec<Job>) {
+    let mut by_follower: BTreeMap<String, Vec<Job>> = BTreeMap::new();
+    for job in jobs {
+        let key = match job.payload.get("openid").and_then(|o| o.as_str()) {
+            Some(openid) => openid.to_string(),
+            None => format!("job:{}", job.id),
+        };
+        by_follower.entry(key).or_default().push(job);
+    }
+    stream::iter(by_follower.into_values())
+        .for_each_concurrent(CONCURRENCY, |jobs| async move {
+            for job in jobs {
+                process(state, job).await;
+            }
+        })
+        .await;
+}
+
 async fn process(state: &AppState, job: Job) {
     let result = match job.kind.as_str() {
-        crate::referral::push::JOB_MESSAGE => {
-            match serde_json::from_value::<MessageJob>(job.payload.clone()) {
-                Ok(message) => send_message(state, &message).await,
-                Err(e) => Err(Failure::Permanent(format!("unreadable payload: {e}"))),
-            }
-        }
+        JOB_MESSAGE => match serde_json::from_value::<MessageJob>(job.payload.clone()) {
+            Ok(message) => send_message(state, &message).await,
+            Err(e) => Err(Failure::Permanent(format!("unreadable payload: {e}"))),
+        },
         crate::poster::delivery::JOB_POSTER => {
             match serde_json::from_value::<PosterJob>(job.payload.clone()) {
                 Ok(poster) => send_poster(state, &poster).await,

@@ -1,11 +1,9 @@
-//! The rules of referral: who gets credited, revoked and rewarded, and the invite codes that
-//! make it possible. Decisions are pure functions (`rules`); each push is applied in one
-//! database transaction (`push`).
+//! The rules of referral: who gets credited, revoked and rewarded (`rules`, pure), and the
+//! invite codes that make it possible. The push path (`crate::push`) applies these rules.
 
 pub mod channels;
 pub mod codes;
 pub mod import;
 pub mod progress;
-pub mod push;
 pub mod rules;
 pub mod texts;

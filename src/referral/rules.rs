@@ -1,18 +1,122 @@
-//! Pure decisions. No I/O: everything they need is passed in, so every rule is unit-tested.
+//! Pure decisions over domain values. No I/O and no table rows: everything a rule needs is
+//! passed in as what it means (a follower's history, a code's owner, a campaign's terms), so
+//! a rule changes when the product changes, not when a table does.
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::db::campaigns::Campaign;
-use crate::db::codes::CodeRow;
-use crate::db::users::UserRow;
+use crate::domain::{CampaignId, OpenId};
+
+/// What Fission knows of a follower's history, as far as the rules care.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Follower {
+    pub nickname: Option<String>,
+    pub subscribed: bool,
+    /// The earliest evidence of following (a subscribe, a scan, a message).
+    pub followed_since: Option<DateTime<Utc>>,
+    /// When the latest subscribe/unsubscribe took effect (orders late pushes).
+    pub state_at: Option<DateTime<Utc>>,
+    /// Recorded as an existing follower by `import-followers`.
+    pub imported: bool,
+    pub last_interaction_at: Option<DateTime<Utc>>,
+}
+
+/// What a push tells about a follower at the push's time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Presence {
+    /// The follower was following then (subscribe, SCAN, a message, a menu click).
+    pub following: bool,
+    /// A subscribe (true) or unsubscribe (false): sets the state unless a later one already did.
+    pub state: Option<bool>,
+}
+
+impl Follower {
+    /// Applies what a push at `at` says (the same rule `db::users::apply` writes in SQL).
+    pub fn see(&mut self, at: DateTime<Utc>, presence: Presence) {
+        if presence.following {
+            self.followed_since = Some(self.followed_since.map_or(at, |s| s.min(at)));
+            self.last_interaction_at = Some(self.last_interaction_at.map_or(at, |s| s.max(at)));
+        }
+        if let Some(state) = presence.state {
+            if self.state_at.is_none_or(|s| s <= at) {
+                self.subscribed = state;
+                self.state_at = Some(at);
+            }
+        }
+    }
+
+    /// An unsubscribe later than `at` has already been applied (it was pushed first).
+    pub fn left_after(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.state_at.filter(|s| !self.subscribed && *s > at)
+    }
+}
+
+/// Who a parametric code belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeOwner {
+    Follower {
+        openid: OpenId,
+        nickname: Option<String>,
+    },
+    /// An operator's channel code (a store, a printed poster).
+    Channel(i64),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Code {
+    pub id: i64,
+    pub owner: CodeOwner,
+    /// `None` for a permanent code.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A reward tier of a campaign.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierRule {
+    pub id: i64,
+    pub threshold: i32,
+    pub name: String,
+    pub uses_codes: bool,
+}
+
+/// A campaign's terms: when it runs, how it revokes, what it says, what it rewards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CampaignRules {
+    pub id: CampaignId,
+    pub is_default: bool,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub revoke_window_days: i32,
+    pub revoke_rewards: bool,
+    pub welcome_text: String,
+    pub credit_text: String,
+    pub reward_text: String,
+    pub template_id: Option<String>,
+    /// Ordered by threshold.
+    pub tiers: Vec<TierRule>,
+}
+
+impl CampaignRules {
+    pub fn runs_at(&self, at: DateTime<Utc>) -> bool {
+        self.starts_at <= at && self.ends_at.is_none_or(|end| end > at)
+    }
+}
+
+/// The campaign that decides a push at `at`: a configured campaign running then (the latest to
+/// start wins), otherwise the always-on default campaign if it has not been ended.
+pub fn active_at(campaigns: &[CampaignRules], at: DateTime<Utc>) -> Option<&CampaignRules> {
+    campaigns
+        .iter()
+        .filter(|c| c.runs_at(at))
+        .max_by_key(|c| (!c.is_default, c.starts_at, c.id.0))
+}
 
 /// What a subscribe through a code comes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SubscribeDecision {
-    /// Credit `inviter` in `campaign_id`.
+    /// Credit `inviter` in `campaign`.
     Credit {
-        inviter: String,
-        campaign_id: i64,
+        inviter: OpenId,
+        campaign: CampaignId,
     },
     /// A follow through an operator's channel code.
     Channel {
@@ -26,47 +130,35 @@ pub enum SubscribeDecision {
     NoCampaign,
 }
 
-impl SubscribeDecision {
-    /// The label recorded on the event and counted in metrics.
-    pub fn outcome(&self) -> &'static str {
-        match self {
-            SubscribeDecision::Credit { .. } => "credited",
-            SubscribeDecision::Channel { .. } => "channel_follow",
-            SubscribeDecision::UnknownScene => "unknown_scene",
-            SubscribeDecision::SelfInvite => "self_invite",
-            SubscribeDecision::NotNew => "not_new",
-            SubscribeDecision::NoCampaign => "no_campaign",
-        }
-    }
-}
-
 /// Was this person a follower before `at`? Imported followers always were; otherwise any
 /// evidence of following strictly earlier than this event counts. Evidence from a later push
 /// that happened to arrive first (a SCAN overtaking a retried subscribe) does not.
-pub fn followed_before(user: &UserRow, at: DateTime<Utc>) -> bool {
-    user.imported_at.is_some() || user.followed_since.is_some_and(|since| since < at)
+pub fn followed_before(follower: &Follower, at: DateTime<Utc>) -> bool {
+    follower.imported || follower.followed_since.is_some_and(|since| since < at)
 }
 
 /// Is the code usable for a push at `at`?
-pub fn code_live(code: &CodeRow, at: DateTime<Utc>) -> bool {
-    code.permanent || code.expires_at.is_some_and(|exp| exp > at)
+pub fn code_live(code: &Code, at: DateTime<Utc>) -> bool {
+    code.expires_at.is_none_or(|exp| exp > at)
 }
 
 pub fn decide_subscribe(
-    invitee: &str,
-    before: &UserRow,
+    invitee: &OpenId,
+    before: &Follower,
     at: DateTime<Utc>,
-    code: Option<&CodeRow>,
-    campaign: Option<&Campaign>,
+    code: Option<&Code>,
+    campaign: Option<&CampaignRules>,
 ) -> SubscribeDecision {
     let Some(code) = code.filter(|c| code_live(c, at)) else {
         return SubscribeDecision::UnknownScene;
     };
-    if let Some(channel_id) = code.channel_id {
-        return SubscribeDecision::Channel { channel_id };
-    }
-    let Some(inviter) = code.owner_openid.as_deref() else {
-        return SubscribeDecision::UnknownScene;
+    let inviter = match &code.owner {
+        CodeOwner::Channel(channel_id) => {
+            return SubscribeDecision::Channel {
+                channel_id: *channel_id,
+            }
+        }
+        CodeOwner::Follower { openid, .. } => openid,
     };
     if inviter == invitee {
         return SubscribeDecision::SelfInvite;
@@ -76,8 +168,8 @@ pub fn decide_subscribe(
     }
     match campaign {
         Some(c) => SubscribeDecision::Credit {
-            inviter: inviter.to_string(),
-            campaign_id: c.id,
+            inviter: inviter.clone(),
+            campaign: c.id,
         },
         None => SubscribeDecision::NoCampaign,
     }
@@ -116,42 +208,36 @@ mod tests {
         Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap()
     }
 
-    fn user(followed_since: Option<i64>, imported: bool) -> UserRow {
-        UserRow {
-            openid: "invitee".into(),
-            nickname: None,
-            avatar_url: None,
-            subscribed: false,
+    fn id(s: &str) -> OpenId {
+        OpenId::parse(s).unwrap()
+    }
+
+    fn user(followed_since: Option<i64>, imported: bool) -> Follower {
+        Follower {
             followed_since: followed_since.map(t),
-            state_at: None,
-            imported_at: imported.then(|| t(0)),
-            last_interaction_at: None,
-            created_at: t(0),
+            imported,
+            ..Follower::default()
         }
     }
 
-    fn code(owner: Option<&str>, channel: Option<i64>, expires: Option<i64>) -> CodeRow {
-        CodeRow {
+    fn code(owner: Option<&str>, channel: Option<i64>, expires: Option<i64>) -> Code {
+        Code {
             id: 1,
-            owner_openid: owner.map(str::to_string),
-            channel_id: channel,
-            permanent: expires.is_none(),
-            scene_id: Some(1),
-            scene_str: None,
-            ticket: "T".into(),
-            url: "u".into(),
+            owner: match (owner, channel) {
+                (Some(o), _) => CodeOwner::Follower {
+                    openid: id(o),
+                    nickname: None,
+                },
+                (None, Some(c)) => CodeOwner::Channel(c),
+                (None, None) => unreachable!("a code has an owner"),
+            },
             expires_at: expires.map(t),
-            image_key: None,
-            scans: 0,
-            follows: 0,
-            created_at: t(0),
         }
     }
 
-    fn campaign() -> Campaign {
-        Campaign {
-            id: 7,
-            name: "c".into(),
+    fn campaign() -> CampaignRules {
+        CampaignRules {
+            id: CampaignId(7),
             is_default: true,
             starts_at: t(0),
             ends_at: None,
@@ -160,15 +246,15 @@ mod tests {
             welcome_text: String::new(),
             credit_text: String::new(),
             reward_text: String::new(),
-            rules: String::new(),
             template_id: None,
+            tiers: Vec::new(),
         }
     }
 
     #[test]
     fn a_new_follower_through_a_code_credits_its_owner() {
         let d = decide_subscribe(
-            "invitee",
+            &id("invitee"),
             &user(None, false),
             t(10),
             Some(&code(Some("alice"), None, None)),
@@ -177,8 +263,8 @@ mod tests {
         assert_eq!(
             d,
             SubscribeDecision::Credit {
-                inviter: "alice".into(),
-                campaign_id: 7
+                inviter: id("alice"),
+                campaign: CampaignId(7)
             }
         );
     }
@@ -186,9 +272,10 @@ mod tests {
     #[test]
     fn later_evidence_does_not_cancel_a_credit_but_earlier_evidence_does() {
         let c = code(Some("alice"), None, None);
+        let invitee = id("invitee");
         // A SCAN at t=20 arrived before the retried subscribe of t=10.
         let d = decide_subscribe(
-            "invitee",
+            &invitee,
             &user(Some(20), false),
             t(10),
             Some(&c),
@@ -196,7 +283,7 @@ mod tests {
         );
         assert!(matches!(d, SubscribeDecision::Credit { .. }));
         let d = decide_subscribe(
-            "invitee",
+            &invitee,
             &user(Some(5), false),
             t(10),
             Some(&c),
@@ -204,7 +291,7 @@ mod tests {
         );
         assert_eq!(d, SubscribeDecision::NotNew);
         let d = decide_subscribe(
-            "invitee",
+            &invitee,
             &user(None, true),
             t(10),
             Some(&c),
@@ -215,48 +302,70 @@ mod tests {
 
     #[test]
     fn self_invites_unknown_scenes_channels_and_no_campaign() {
+        let invitee = id("invitee");
+        let fresh = user(None, false);
         let c = code(Some("invitee"), None, None);
         assert_eq!(
-            decide_subscribe(
-                "invitee",
-                &user(None, false),
-                t(1),
-                Some(&c),
-                Some(&campaign())
-            ),
+            decide_subscribe(&invitee, &fresh, t(1), Some(&c), Some(&campaign())),
             SubscribeDecision::SelfInvite
         );
         assert_eq!(
-            decide_subscribe("invitee", &user(None, false), t(1), None, Some(&campaign())),
+            decide_subscribe(&invitee, &fresh, t(1), None, Some(&campaign())),
             SubscribeDecision::UnknownScene
         );
         let expired = code(Some("alice"), None, Some(5));
         assert_eq!(
-            decide_subscribe(
-                "invitee",
-                &user(None, false),
-                t(6),
-                Some(&expired),
-                Some(&campaign())
-            ),
+            decide_subscribe(&invitee, &fresh, t(6), Some(&expired), Some(&campaign())),
             SubscribeDecision::UnknownScene
         );
         let channel = code(None, Some(3), None);
         assert_eq!(
-            decide_subscribe(
-                "invitee",
-                &user(None, false),
-                t(1),
-                Some(&channel),
-                Some(&campaign())
-            ),
+            decide_subscribe(&invitee, &fresh, t(1), Some(&channel), Some(&campaign())),
             SubscribeDecision::Channel { channel_id: 3 }
         );
         let c = code(Some("alice"), None, None);
         assert_eq!(
-            decide_subscribe("invitee", &user(None, false), t(1), Some(&c), None),
+            decide_subscribe(&invitee, &fresh, t(1), Some(&c), None),
             SubscribeDecision::NoCampaign
         );
+    }
+
+    #[test]
+    fn seeing_a_follower_keeps_the_earliest_follow_and_the_latest_state() {
+        let mut f = Follower::default();
+        let follow = Presence {
+            following: true,
+            state: Some(true),
+        };
+        let leave = Presence {
+            following: false,
+            state: Some(false),
+        };
+        f.see(t(10), follow);
+        f.see(t(30), leave);
+        // A subscribe of t=20 pushed after the unsubscribe of t=30: state stays "left".
+        f.see(t(20), follow);
+        assert_eq!(f.followed_since, Some(t(10)));
+        assert!(!f.subscribed);
+        assert_eq!(f.state_at, Some(t(30)));
+        assert_eq!(f.left_after(t(20)), Some(t(30)));
+        assert_eq!(f.left_after(t(40)), None);
+        assert_eq!(f.last_interaction_at, Some(t(20)));
+    }
+
+    #[test]
+    fn the_latest_configured_campaign_running_beats_the_default() {
+        let default = campaign();
+        let mut configured = campaign();
+        configured.id = CampaignId(8);
+        configured.is_default = false;
+        configured.starts_at = t(100);
+        configured.ends_at = Some(t(200));
+        let all = [default, configured];
+        assert_eq!(active_at(&all, t(50)).map(|c| c.id), Some(CampaignId(7)));
+        assert_eq!(active_at(&all, t(150)).map(|c| c.id), Some(CampaignId(8)));
+        assert_eq!(active_at(&all, t(200)).map(|c| c.id), Some(CampaignId(7)));
+        assert_eq!(active_at(&all, t(-1)), None);
     }
 
     #[test]

@@ -1,8 +1,6 @@
 //! `/wechat/callback`: the URL check and every push. A push is verified, decrypted in safe
-//! mode, parsed, and applied in one transaction before it is answered; WeChat's retries of it
-//! are answered `success` and change nothing.
-
-use std::time::Duration;
+//! mode, parsed, and handed to the push path (group commit); it is answered once its batch
+//! has committed. WeChat's retries of it are answered `success` and change nothing.
 
 use actix_web::{web, HttpResponse};
 use chrono::Utc;
@@ -10,18 +8,15 @@ use futures_util::StreamExt;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 
-use crate::domain::OpenId;
 use crate::error::AppError;
-use crate::referral;
-use crate::referral::push::Reply;
+use crate::poster::delivery::{self, PosterReply};
+use crate::push::Incoming;
 use crate::state::AppState;
 use crate::wechat::crypto::verify_signature;
 use crate::wechat::message::{self, Push, MAX_BODY_BYTES};
 
 /// Plaintext pushes further than this from our clock are refused (limits signature replay).
 const MAX_CLOCK_SKEW_SECS: i64 = 300;
-/// How long a recorded push is remembered in the shared store, so retries skip the database.
-const DEDUPE_TTL: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Deserialize)]
 pub struct CallbackQuery {
@@ -79,26 +74,34 @@ async fn receive_inner(
     }
     let body = read_capped(body, MAX_BODY_BYTES).await?;
     let push = open_push(state, q, &body)?;
-    let openid = OpenId::parse(&push.from_user).map_err(|e| AppError::BadRequest(e.0))?;
+    let incoming =
+        Incoming::from_push(&push, &state.settings).map_err(|e| AppError::BadRequest(e.0))?;
+    let openid = incoming.openid.clone();
     state.metrics.event("received");
 
-    let dedupe_key = format!("push:{}", push.dedupe_key());
-    if state.store.get(&dedupe_key).await.ok().flatten().is_some() {
-        state.metrics.event("duplicate");
-        return Ok(success());
-    }
-    let handled = referral::push::handle(state, &openid, &push).await?;
-    state.metrics.event(handled.outcome);
-    if !handled.duplicate {
-        if let Err(e) = state.store.set(&dedupe_key, "1", DEDUPE_TTL, false).await {
-            // Only the fast path is lost: the database still refuses the retry.
-            tracing::warn!(error = ?e, "could not remember a push in the shared store");
-        }
-    }
-    Ok(match handled.reply {
+    let decided = state.pushes.submit(incoming).await?;
+    state.metrics.event(decided.outcome.as_str());
+    let reply = match decided.poster_job {
+        // Only after the commit: rendering and uploading must not hold the push's locks.
+        Some(job) => Some(match delivery::reply_in_time(state, &openid, job).await {
+            PosterReply::Image(media_id) => Reply::Image { media_id },
+            PosterReply::Text(text) => Reply::Text(text.to_string()),
+        }),
+        None => decided.reply.map(Reply::Text),
+    };
+    Ok(match reply {
         Some(reply) => passive_reply(state, &push, &reply),
         None => success(),
     })
+}
+
+/// A passive reply to the sender.
+enum Reply {
+    Text(String),
+    /// An image WeChat holds as media (the follower's poster).
+    Image {
+        media_id: String,
+    },
 }
 
 /// Checks the mode's rules and returns the parsed push.

@@ -1,0 +1,545 @@
+//! Writing a batch: one transaction of set-based statements. Rows are taken in one global
+//! order — followers, events, codes, the ledger, leaderboard rows, grants — each table's rows
+//! sorted by key, so batches on any number of instances wait for each other but never in a
+//! cycle. Nothing in here calls WeChat or Redis.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+
+use super::campaigns::CampaignCache;
+use super::incoming::{Incoming, Kind};
+use super::outcome::Outcome;
+use super::plan::{self, Known, PlannedCredit};
+use crate::db::outbox::MessageJob;
+use crate::db::{self, Tx};
+use crate::domain::{CampaignId, OpenId, Scene};
+use crate::poster::delivery::{self, PosterJob};
+use crate::referral::rules::{self, CampaignRules, Code, CodeOwner, Follower};
+use crate::referral::texts::fill;
+
+/// What a batch came to, push by push (in the batch's order).
+#[derive(Debug)]
+pub struct Applied {
+    pub outcomes: Vec<Outcome>,
+    /// The passive reply to each push, if any (the welcome naming the inviter).
+    pub replies: Vec<Option<String>>,
+    /// The fallback outbox job of each poster request.
+    pub poster_jobs: Vec<Option<i64>>,
+    /// Work for the outbox worker was queued.
+    pub queued: bool,
+}
+
+/// Another transaction recorded one of the batch's pushes between our check and our insert:
+/// the batch is applied again from the start, and sees it as recorded.
+#[derive(Debug, thiserror::Error)]
+#[error("a push of this batch was recorded concurrently")]
+pub struct RecordedMeanwhile;
+
+pub async fn apply(
+    pool: &PgPool,
+    campaigns: &CampaignCache,
+    pushes: &[Incoming],
+) -> anyhow::Result<Applied> {
+    let mut tx = pool.begin().await.context("starting the batch")?;
+    let applied = write(&mut tx, campaigns, pushes).await?;
+    tx.commit().await.context("committing the batch")?;
+    Ok(applied)
+}
+
+async fn write(
+    tx: &mut Tx<'_>,
+    cache: &CampaignCache,
+    pushes: &[Incoming],
+) -> anyhow::Result<Applied> {
+    // Holding every follower's row first makes the dedupe check below exact: a push is about
+    // its sender, so an equal push elsewhere is waiting for this row (or committed before it).
+    let concerned: Vec<&OpenId> = pushes
+        .iter()
+        .filter(|p| p.concerns_follower())
+        .map(|p| &p.openid)
+        .collect();
+    let followers: HashMap<OpenId, Follower> = if concerned.is_empty() {
+        HashMap::new()
+    } else {
+        db::users::lock_many(tx, &concerned)
+            .await
+            .context("locking the followers")?
+            .into_iter()
+            .filter_map(|row| Some((OpenId::parse(&row.openid).ok()?, follower(row))))
+            .collect()
+    };
+    let keys: Vec<&str> = pushes.iter().map(|p| p.dedupe_key.as_str()).collect();
+    let (recorded, version) = db::events::recorded_among(tx, &keys)
+        .await
+        .context("checking for retries")?;
+    let recorded: HashSet<String> = recorded.into_iter().collect();
+    let campaigns = cache
+        .at_version(tx, version)
+        .await
+        .context("loading the campaigns")?;
+    let codes = codes(tx, pushes).await?;
+
+    let plan = plan::plan(
+        pushes,
+        Known {
+            followers: &followers,
+            recorded: &recorded,
+            codes: &codes,
+            campaigns: &campaigns,
+        },
+    );
+    let mut outcomes = plan.outcomes.clone();
+
+    let events: Vec<db::events::NewEvent<'_>> = plan
+        .record
+        .iter()
+        .map(|&i| {
+            let p = &pushes[i];
+            db::events::NewEvent {
+                dedupe_key: &p.dedupe_key,
+                openid: &p.openid,
+                create_time: p.at,
+                msg_type: &p.fields.msg_type,
+                event: p.fields.event.as_deref(),
+                event_key: p.fields.event_key.as_deref(),
+                ticket: p.fields.ticket.as_deref(),
+                outcome: outcomes[i].as_str(),
+            }
+        })
+        .collect();
+    let written = db::events::insert_many(tx, &events)
+        .await
+        .context("recording the pushes")?;
+    if written.len() != events.len() {
+        return Err(RecordedMeanwhile.into());
+    }
+    let event_of_key: HashMap<String, i64> = written.into_iter().map(|(id, k)| (k, id)).collect();
+    let event_id = |i: usize| event_of_key.get(&pushes[i].dedupe_key).copied();
+
+    let presence: Vec<db::users::PresenceState<'_>> = plan
+        .followers
+        .iter()
+        .map(|(openid, f)| db::users::PresenceState {
+            openid,
+            subscribed: f.subscribed,
+            followed_since: f.followed_since,
+            state_at: f.state_at,
+            last_interaction_at: f.last_interaction_at,
+        })
+        .collect();
+    db::users::set_presence(tx, &presence)
+        .await
+        .context("recording the followers' presence")?;
+    let uses: Vec<(i64, i64, i64)> = plan
+        .code_uses
+        .iter()
+        .map(|(id, (scans, follows))| (*id, *scans, *follows))
+        .collect();
+    db::codes::count_uses(tx, &uses)
+        .await
+        .context("counting code uses")?;
+
+    // The ledger: credits, then revocations (which may reverse credits of this same batch).
+    let mut planned: Vec<&PlannedCredit> = plan.credits.iter().collect();
+    planned.sort_by(|a, b| (a.campaign.0, &a.invitee).cmp(&(b.campaign.0, &b.invitee)));
+    let mut new_credits = Vec::with_capacity(planned.len());
+    for c in &planned {
+        new_credits.push(db::referrals::NewCredit {
+            campaign: c.campaign,
+            invitee: &c.invitee,
+            inviter: &c.inviter,
+            scene: &c.scene,
+            event_id: event_id(c.push).context("a credit's event was not recorded")?,
+            at: c.at,
+        });
+    }
+    let referral_of: HashMap<(CampaignId, String), i64> =
+        db::referrals::credit_many(tx, &new_credits)
+            .await
+            .context("writing credits")?
+            .into_iter()
+            .map(|(id, campaign, invitee)| ((campaign, invitee), id))
+            .collect();
+    let mut corrections: Vec<(i64, &str)> = Vec::new();
+    let mut credited: Vec<(&PlannedCredit, i64)> = Vec::new();
+    for c in planned {
+        match referral_of.get(&(c.campaign, c.invitee.to_string())) {
+            Some(id) => credited.push((c, *id)),
+            None => {
+                outcomes[c.push] = Outcome::AlreadyCredited;
+                corrections
+                    .extend(event_id(c.push).map(|e| (e, Outcome::AlreadyCredited.as_str())));
+            }
+        }
+    }
+
+    let revoked = revoke(tx, pushes, &plan.unsubscribes, &credited, &event_id).await?;
+    for &i in &revoked.by_push {
+        outcomes[i] = Outcome::Revoked;
+        corrections.extend(event_id(i).map(|e| (e, Outcome::Revoked.as_str())));
+    }
+
+    // Leaderboard rows: every row touched, in one order, before any recount reads the ledger.
+    let mut touched: BTreeMap<(i64, &OpenId), Added> = BTreeMap::new();
+    for (c, _) in &credited {
+        let row = touched.entry((c.campaign.0, &c.inviter)).or_default();
+        row.count += 1;
+        row.latest = row.latest.max(Some(c.at));
+    }
+    for (campaign, inviter) in &revoked.rows {
+        touched.entry((campaign.0, inviter)).or_default();
+    }
+    let deltas: Vec<db::referrals::StatsDelta<'_>> = touched
+        .iter()
+        .map(|((campaign, inviter), added)| db::referrals::StatsDelta {
+            campaign: CampaignId(*campaign),
+            inviter,
+            added: added.count,
+            latest: added.latest,
+        })
+        .collect();
+    let mut counts: HashMap<(CampaignId, String), i32> = db::referrals::add_to_stats(tx, &deltas)
+        .await
+        .context("updating the leaderboard")?
+        .into_iter()
+        .map(|(c, o, n)| ((c, o), n))
+        .collect();
+    let recount_rows: Vec<(CampaignId, &OpenId)> =
+        revoked.rows.iter().map(|(c, o)| (*c, o)).collect();
+    for (c, o, n) in db::referrals::recount(tx, &recount_rows)
+        .await
+        .context("recounting after revocations")?
+    {
+        counts.insert((c, o), n);
+    }
+    let take_back: Vec<(CampaignId, &str, i32)> = revoked
+        .rows
+        .iter()
+        .filter(|(c, _)| campaign(&campaigns, *c).is_some_and(|c| c.revoke_rewards))
+        .map(|(c, o)| {
+            (
+                *c,
+                o.as_str(),
+                counts.get(&(*c, o.to_string())).copied().unwrap_or(0),
+            )
+        })
+        .collect();
+    db::referrals::revoke_rewards_above(tx, &take_back)
+        .await
+        .context("taking rewards back")?;
+
+    let messages = tell_inviters(tx, &campaigns, &credited, &counts).await?;
+    db::outbox::enqueue_messages(tx, &messages)
+        .await
+        .context("queueing messages")?;
+    db::events::set_outcomes(tx, &corrections)
+        .await
+        .context("correcting outcomes")?;
+
+    let mut poster_jobs = vec![None; pushes.len()];
+    for &i in &plan.posters {
+        // Queued with the push, so the poster is sent even if this process dies before
+        // answering; the callback cancels it when its passive reply carries the poster.
+        let job = serde_json::to_value(PosterJob {
+            openid: pushes[i].openid.to_string(),
+        })?;
+        poster_jobs[i] = Some(
+            db::outbox::enqueue_after(
+                tx,
+                delivery::JOB_POSTER,
+                &job,
+                delivery::FALLBACK_DELAY_SECS,
+            )
+            .await
+            .context("queueing the poster")?,
+        );
+    }
+
+    let mut replies = vec![None; pushes.len()];
+    for (c, _) in &credited {
+        if let Some(rules) = campaign(&campaigns, c.campaign) {
+            let inviter = c.inviter_name.as_deref().unwrap_or("好友");
+            replies[c.push] = Some(fill(&rules.welcome_text, &[("inviter", inviter)]));
+        }
+    }
+    Ok(Applied {
+        outcomes,
+        replies,
+        poster_jobs,
+        queued: !messages.is_empty(),
+    })
+}
+
+/// New credits for one leaderboard row.
+#[derive(Default)]
+struct Added {
+    count: i32,
+    latest: Option<DateTime<Utc>>,
+}
+
+fn follower(row: db::users::UserRow) -> Follower {
+    Follower {
+        nickname: row.nickname,
+        subscribed: row.subscribed,
+        followed_since: row.followed_since,
+        state_at: row.state_at,
+        imported: row.imported_at.is_some(),
+        last_interaction_at: row.last_interaction_at,
+    }
+}
+
+/// The codes the batch's scenes name.
+async fn codes(tx: &mut Tx<'_>, pushes: &[Incoming]) -> anyhow::Result<HashMap<Scene, Code>> {
+    let scenes: Vec<&Scene> = pushes
+        .iter()
+        .filter_map(|p| match &p.kind {
+            Kind::Subscribe { scene: Some(s) } | Kind::Scan { scene: s } => s.scene.as_ref(),
+            _ => None,
+        })
+        .collect();
+    if scenes.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = db::codes::by_scenes(tx, &scenes)
+        .await
+        .context("looking up scenes")?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| {
+            let scene = match (row.scene_id, &row.scene_str) {
+                (Some(id), _) => Scene::Id(i64::from(id)),
+                (None, Some(s)) => Scene::parse(s).ok()?,
+                (None, None) => return None,
+            };
+            let owner = match (row.owner_openid, row.channel_id) {
+                (Some(openid), _) => CodeOwner::Follower {
+                    openid: OpenId::parse(&openid).ok()?,
+                    nickname: row.owner_nickname,
+                },
+                (None, Some(channel)) => CodeOwner::Channel(channel),
+                (None, None) => return None,
+            };
+            let code = Code {
+                id: row.id,
+                owner,
+                expires_at: if row.permanent { None } else { row.expires_at },
+            };
+            Some((scene, code))
+        })
+        .collect())
+}
+
+fn campaign(campaigns: &[CampaignRules], id: CampaignId) -> Option<&CampaignRules> {
+    campaigns.iter().find(|c| c.id == id)
+}
+
+/// A credit to revoke: when, the unsubscribe that does it (if pushed in this batch), and the
+/// leaderboard row it counts in.
+struct Revocation {
+    at: DateTime<Utc>,
+    event: Option<i64>,
+    row: (CampaignId, OpenId),
+}
+
+struct Revoked {
+    /// Unsubscribe pushes that revoked a credit.
+    by_push: Vec<usize>,
+    /// Leaderboard rows that lost a credit.
+    rows: Vec<(CampaignId, OpenId)>,
+}
+
+/// Revokes the credits that unsubscribes reverse, and the credits just written for followers
+/// who had already left (their unsubscribe was pushed first).
+async fn revoke(
+    tx: &mut Tx<'_>,
+    pushes: &[Incoming],
+    unsubscribes: &[usize],
+    credited: &[(&PlannedCredit, i64)],
+    event_id: &impl Fn(usize) -> Option<i64>,
+) -> anyhow::Result<Revoked> {
+    let mut wanted: BTreeMap<i64, Revocation> = BTreeMap::new();
+    for (c, referral) in credited {
+        if let Some(left) = c.left_at {
+            wanted.insert(
+                *referral,
+                Revocation {
+                    at: left,
+                    event: None,
+                    row: (c.campaign, c.inviter.clone()),
+                },
+            );
+        }
+    }
+    let leaves: Vec<(&OpenId, i64, DateTime<Utc>)> = unsubscribes
+        .iter()
+        .filter_map(|&i| Some((&pushes[i].openid, event_id(i)?, pushes[i].at)))
+        .collect();
+    for r in db::referrals::revocable(tx, &leaves)
+        .await
+        .context("finding credits to revoke")?
+    {
+        let Ok(inviter) = OpenId::parse(&r.inviter_openid) else {
+            continue;
+        };
+        // The earliest unsubscribe revokes, as it would have one push at a time.
+        let earlier = wanted.get(&r.id).is_some_and(|w| w.at <= r.left_at);
+        if !earlier {
+            wanted.insert(
+                r.id,
+                Revocation {
+                    at: r.left_at,
+                    event: Some(r.event_id),
+                    row: (r.campaign_id, inviter),
+                },
+            );
+        }
+    }
+    let rows: Vec<(i64, Option<i64>, DateTime<Utc>)> = wanted
+        .iter()
+        .map(|(referral, w)| (*referral, w.event, w.at))
+        .collect();
+    let done = db::referrals::revoke_many(tx, &rows)
+        .await
+        .context("writing revocations")?;
+    let push_of_event: HashMap<i64, usize> = unsubscribes
+        .iter()
+        .filter_map(|&i| Some((event_id(i)?, i)))
+        .collect();
+    let mut by_push = Vec::new();
+    let mut stats_rows = Vec::new();
+    for referral in done {
+        if let Some(w) = wanted.remove(&referral) {
+            by_push.extend(w.event.and_then(|e| push_of_event.get(&e).copied()));
+            stats_rows.push(w.row);
+        }
+    }
+    by_push.sort_unstable();
+    by_push.dedup();
+    stats_rows.sort_by(|a, b| (a.0 .0, &a.1).cmp(&(b.0 .0, &b.1)));
+    stats_rows.dedup();
+    Ok(Revoked {
+        by_push,
+        rows: stats_rows,
+    })
+}
+
+/// The inviters' messages: one per credit with the count it brought, then one per reward tier
+/// newly reached (drawing a code from the tier's pool where it has one).
+async fn tell_inviters(
+    tx: &mut Tx<'_>,
+    campaigns: &[CampaignRules],
+    credited: &[(&PlannedCredit, i64)],
+    counts: &HashMap<(CampaignId, String), i32>,
+) -> anyhow::Result<Vec<MessageJob>> {
+    // (campaign, inviter) -> their credits in this batch, in CreateTime order.
+    let mut by_inviter: BTreeMap<(i64, &OpenId), Vec<&PlannedCredit>> = BTreeMap::new();
+    for (c, _) in credited {
+        by_inviter
+            .entry((c.campaign.0, &c.inviter))
+            .or_default()
+            .push(c);
+    }
+    let mut granted: HashSet<(i64, String)> = HashSet::new();
+    let with_tiers: BTreeMap<i64, Vec<&OpenId>> =
+        by_inviter
+            .keys()
+            .fold(BTreeMap::new(), |mut acc, (campaign_id, inviter)| {
+                let has_tiers = campaign(campaigns, CampaignId(*campaign_id))
+                    .is_some_and(|c| !c.tiers.is_empty());
+                if has_tiers {
+                    acc.entry(*campaign_id)
+                        .or_insert_with(Vec::new)
+                        .push(*inviter);
+                }
+                acc
+            });
+    for (campaign_id, inviters) in &with_tiers {
+        granted.extend(
+            db::campaigns::granted_among(tx, CampaignId(*campaign_id), inviters)
+                .await
+                .context("reading grants")?,
+        );
+    }
+
+    let mut messages = Vec::new();
+    for ((campaign_id, inviter), mut credits) in by_inviter {
+        let Some(rules) = campaign(campaigns, CampaignId(campaign_id)) else {
+            continue;
+        };
+        credits.sort_by_key(|c| (c.at, c.push));
+        let total = counts
+            .get(&(rules.id, inviter.to_string()))
+            .copied()
+            .unwrap_or(0);
+        let first = total - credits.len() as i32;
+        for (n, c) in credits.iter().enumerate() {
+            let count = (first + n as i32 + 1).max(1);
+            let next = rules::next_tier(
+                count,
+                rules.tiers.iter().map(|t| (t.threshold, t.name.as_str())),
+            )
+            .map(|(more, name)| format!("再邀请 {more} 位即可获得「{name}」。"))
+            .unwrap_or_default();
+            let invitee = c.invitee_name.as_deref().unwrap_or("一位新朋友");
+            messages.push(message(
+                inviter,
+                rules,
+                fill(
+                    &rules.credit_text,
+                    &[
+                        ("invitee", invitee),
+                        ("count", &count.to_string()),
+                        ("next", &next),
+                    ],
+                ),
+            ));
+        }
+        for tier in rules.tiers.iter().filter(|t| t.threshold <= total) {
+            if granted.contains(&(tier.id, inviter.to_string())) {
+                continue;
+            }
+            let row = db::campaigns::Tier {
+                id: tier.id,
+                campaign_id,
+                threshold: tier.threshold,
+                name: tier.name.clone(),
+                uses_codes: tier.uses_codes,
+            };
+            let Some(grant) = db::campaigns::grant(tx, &row, inviter.as_str())
+                .await
+                .context("granting a reward")?
+            else {
+                continue;
+            };
+            let code_line = match (&grant.code, grant.status.as_str()) {
+                (Some(code), _) => format!("兑换码：{code}"),
+                (None, "out_of_stock") => "奖励码已发完，工作人员会尽快与你联系。".to_string(),
+                _ => String::new(),
+            };
+            messages.push(message(
+                inviter,
+                rules,
+                fill(
+                    &rules.reward_text,
+                    &[
+                        ("count", &total.to_string()),
+                        ("reward", &tier.name),
+                        ("code", &code_line),
+                    ],
+                ),
+            ));
+        }
+    }
+    Ok(messages)
+}
+
+fn message(to: &OpenId, rules: &CampaignRules, text: String) -> MessageJob {
+    MessageJob {
+        openid: to.to_string(),
+        text,
+        template_id: rules.template_id.clone(),
+    }
+}

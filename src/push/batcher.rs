@@ -1,0 +1,210 @@
+//! Group commit. Requests hand their push to a queue and wait; a few writers each take what has
+//! gathered (at most `max` pushes) and apply it in one transaction, then answer every waiting
+//! request at once. A lone push is taken at once — it waits for company only while another
+//! batch is being written, and then at most `wait`.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot, Mutex, Notify};
+use tokio::time::Instant;
+
+use super::apply::{self, Applied, RecordedMeanwhile};
+use super::campaigns::CampaignCache;
+use super::incoming::Incoming;
+use super::Decided;
+use crate::telemetry::Metrics;
+
+/// Attempts at one batch when it loses a race (deadlock, serialization failure, a push
+/// recorded meanwhile) before it is split up.
+const ATTEMPTS: u32 = 5;
+
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLimits {
+    pub max: usize,
+    pub wait: Duration,
+    pub writers: usize,
+}
+
+struct Waiting {
+    push: Incoming,
+    answer: oneshot::Sender<anyhow::Result<Decided>>,
+}
+
+struct Writers {
+    pool: PgPool,
+    campaigns: CampaignCache,
+    queue: Mutex<mpsc::UnboundedReceiver<Waiting>>,
+    busy: AtomicUsize,
+    limits: BatchLimits,
+    outbox_wake: Arc<Notify>,
+    metrics: Metrics,
+}
+
+/// Where requests hand in their pushes. Cloning shares the writers; they stop when the last
+/// clone is dropped, after the pushes already handed in.
+#[derive(Clone)]
+pub struct PushQueue {
+    sender: mpsc::UnboundedSender<Waiting>,
+}
+
+impl PushQueue {
+    pub fn start(
+        pool: PgPool,
+        limits: BatchLimits,
+        outbox_wake: Arc<Notify>,
+        metrics: Metrics,
+    ) -> PushQueue {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let writers = Arc::new(Writers {
+            pool,
+            campaigns: CampaignCache::default(),
+            queue: Mutex::new(receiver),
+            busy: AtomicUsize::new(0),
+            limits,
+            outbox_wake,
+            metrics,
+        });
+        for _ in 0..limits.writers.max(1) {
+            tokio::spawn(write_batches(writers.clone()));
+        }
+        PushQueue { sender }
+    }
+
+    /// Applies the push (in some batch) and returns what it came to, once that is durable.
+    pub async fn submit(&self, push: Incoming) -> anyhow::Result<Decided> {
+        let (answer, answered) = oneshot::channel();
+        self.sender
+            .send(Waiting { push, answer })
+            .map_err(|_| anyhow::anyhow!("the push writers have stopped"))?;
+        answered
+            .await
+            .map_err(|_| anyhow::anyhow!("the push writer stopped before answering"))?
+    }
+}
+
+async fn write_batches(writers: Arc<Writers>) {
+    while let Some(batch) = gather(&writers).await {
+        writers.busy.fetch_add(1, Ordering::SeqCst);
+        write(&writers, batch).await;
+        writers.busy.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The next batch: whatever is queued (up to `max`); if other batches are being written and
+/// this one is not full, whatever else arrives within `wait`.
+async fn gather(writers: &Writers) -> Option<Vec<Waiting>> {
+    let limits = writers.limits;
+    let mut queue = writers.queue.lock().await;
+    let mut batch = vec![queue.recv().await?];
+    while batch.len() < limits.max {
+        match queue.try_recv() {
+            Ok(w) => batch.push(w),
+            Err(_) => break,
+        }
+    }
+    if batch.len() < limits.max && !limits.wait.is_zero() && writers.busy.load(Ordering::SeqCst) > 0
+    {
+        let until = Instant::now() + limits.wait;
+        while batch.len() < limits.max {
+            match tokio::time::timeout_at(until, queue.recv()).await {
+                Ok(Some(w)) => batch.push(w),
+                _ => break,
+            }
+        }
+    }
+    Some(batch)
+}
+
+async fn write(writers: &Writers, batch: Vec<Waiting>) {
+    let (pushes, answers): (Vec<Incoming>, Vec<_>) =
+        batch.into_iter().map(|w| (w.push, w.answer)).unzip();
+    writers.metrics.push_batch.observe(pushes.len() as f64);
+    match apply_with_retries(writers, &pushes).await {
+        Ok(applied) => answer(writers, applied, answers),
+        Err(e) if pushes.len() == 1 => {
+            if let Some(answer) = answers.into_iter().next() {
+                let _ = answer.send(Err(e));
+            }
+        }
+        Err(e) => {
+            // One bad push must not fail its batch-mates: apply each on its own.
+            tracing::warn!(
+                error = format!("{e:#}"),
+                size = pushes.len(),
+                "a batch failed; applying its pushes one by one"
+            );
+            for (push, answer) in pushes.into_iter().zip(answers) {
+                let one = [push];
+                match apply_with_retries(writers, &one).await {
+                    Ok(applied) => self::answer(writers, applied, vec![answer]),
+                    Err(e) => {
+                        let _ = answer.send(Err(e));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn answer(
+    writers: &Writers,
+    applied: Applied,
+    answers: Vec<oneshot::Sender<anyhow::Result<Decided>>>,
+) {
+    if applied.queued {
+        // Only now can the worker see the messages this batch queued.
+        writers.outbox_wake.notify_one();
+    }
+    let Applied {
+        outcomes,
+        replies,
+        poster_jobs,
+        ..
+    } = applied;
+    for (((answer, outcome), reply), poster_job) in answers
+        .into_iter()
+        .zip(outcomes)
+        .zip(replies)
+        .zip(poster_jobs)
+    {
+        // A request that gave up waiting has nobody to answer; its push is recorded all the same.
+        let _ = answer.send(Ok(Decided {
+            outcome,
+            reply,
+            poster_job,
+        }));
+    }
+}
+
+async fn apply_with_retries(writers: &Writers, pushes: &[Incoming]) -> anyhow::Result<Applied> {
+    let mut attempt = 1;
+    loop {
+        match apply::apply(&writers.pool, &writers.campaigns, pushes).await {
+            Ok(applied) => return Ok(applied),
+            Err(e) if attempt < ATTEMPTS && lost_a_race(&e) => {
+                tracing::debug!(error = format!("{e:#}"), attempt, "retrying a batch");
+                let jitter = rand::random::<u64>() % (5 * u64::from(attempt));
+                tokio::time::sleep(Duration::from_millis(1 + jitter)).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Deadlocks and serialization failures (another transaction won; try again) and pushes
+/// recorded meanwhile by another instance.
+fn lost_a_race(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        if cause.is::<RecordedMeanwhile>() {
+            return true;
+        }
+        matches!(
+            cause.downcast_ref::<sqlx::Error>(),
+            Some(sqlx::Error::Database(d)) if matches!(d.code().as_deref(), Some("40P01" | "40001"))
+        )
+    })
+}
