@@ -6,34 +6,47 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PORT="${BENCH_PORT:-18080}"
 DB="fission_bench_${BENCH_NAME:-run}_$(date +%s)"
 WORK="$(mktemp -d)"
-BIN="${CARGO_TARGET_DIR:-target}/release/fission"
+# BENCH_BIN: a fission binary built elsewhere (bench_build still builds the tree's own).
+BIN="${BENCH_BIN:-${CARGO_TARGET_DIR:-target}/release/fission}"
 PSQL=(psql -h 127.0.0.1 -U postgres -v ON_ERROR_STOP=1)
 BASE="http://127.0.0.1:$PORT"
 SERVER_PID=""
 BENCH_ADMIN_TOKEN="bench-token"
 
-bench_cleanup() {
-    local status=$?
-    set +e
+# Stops the server of bench_start_server, if one runs: SIGTERM, then SIGKILL after 15 s.
+bench_stop_server() {
     if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID"
+        kill -TERM "$SERVER_PID" || true
         for _ in $(seq 1 150); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
         if kill -0 "$SERVER_PID" 2>/dev/null; then
             echo "server did not stop within 15 s of SIGTERM; killing it" >&2
-            kill -KILL "$SERVER_PID"
+            kill -KILL "$SERVER_PID" || true
         fi
-        wait "$SERVER_PID" 2>/dev/null
+        wait "$SERVER_PID" 2>/dev/null || true
     fi
-    if [[ $status -ne 0 && -s "$WORK/server.log" ]]; then
-        echo "--- last lines of the server log ---" >&2
-        tail -n 30 "$WORK/server.log" >&2
-    fi
+    SERVER_PID=""
+}
+
+# Drops the database $DB and the server's keys in Redis. A script that starts a second server
+# stops the first, calls this, and sets DB to a new name before bench_start_server.
+bench_drop_database() {
     "${PSQL[@]}" -d postgres -qc "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" >/dev/null 2>&1 \
         || echo "could not drop database $DB" >&2
     if command -v redis-cli >/dev/null; then
         redis-cli -h 127.0.0.1 -p 6379 --scan --pattern "$DB:*" 2>/dev/null \
-            | xargs -r -n 500 redis-cli -h 127.0.0.1 -p 6379 DEL >/dev/null 2>&1
+            | xargs -r -n 500 redis-cli -h 127.0.0.1 -p 6379 DEL >/dev/null 2>&1 || true
     fi
+}
+
+bench_cleanup() {
+    local status=$?
+    set +e
+    bench_stop_server
+    if [[ $status -ne 0 && -s "$WORK/server.log" ]]; then
+        echo "--- last lines of the server log ---" >&2
+        tail -n 30 "$WORK/server.log" >&2
+    fi
+    bench_drop_database
     rm -rf "$WORK"
     exit "$status"
 }
@@ -84,6 +97,16 @@ bench_start_server() {
         sleep 0.2
     done
     echo "ready (pid $SERVER_PID)"
+}
+
+# Gives followers oBenchInviter1..N a permanent invite code with scene 1..N, for --mode
+# credited (rows written directly: the load measures the callback, not issuance).
+bench_seed_codes() {
+    local n="$1"
+    "${PSQL[@]}" -d "$DB" -qc "INSERT INTO invite_codes (owner_openid, permanent, scene_id, quota_slot, ticket, url)
+        SELECT 'oBenchInviter' || g, true, g, g, 'ticket' || g, 'http://bench.invalid/' || g
+        FROM generate_series(1, $n) g"
+    "${PSQL[@]}" -d "$DB" -qc "SELECT setval('permanent_scene_seq', $n)" >/dev/null
 }
 
 bench_server_memory() {

@@ -1,0 +1,467 @@
+#!/usr/bin/env bash
+# Fission against the Python reference app (bench/peer: Flask + wechatpy + psycopg 3 under
+# gunicorn, 4 sync workers) on POST /wechat/callback, side by side on this machine, in one run.
+#
+#   bench/compare.sh
+#   DURATION=20 REPS=5 RATES="500 1000 3000" bench/compare.sh
+#
+# What it measures, in this order:
+#   1. pgbench: a two-insert transaction (unique dedupe insert + credit insert) with 32 clients
+#      on a database of its own: what PostgreSQL here allows per transaction.
+#   2. Plaintext pushes. Fission (release binary, sandbox mode, fresh database, 20 seeded codes)
+#      and the peer (fresh database, 20 codes). Closed loop, 64 connections, --mode credited
+#      (every push a new follower through one of the 20 codes), REPS runs each, interleaved
+#      Fission, peer, Fission, peer...: pushes/s, p50/p99 and the server's memory after each run
+#      (RSS summed over its processes, and PSS, which splits the pages gunicorn's workers share).
+#      Then open loop at each of RATES pushes/s against both: latency from each push's due time,
+#      p50/p99, and the share answered after WeChat's 5 s deadline (or not at all).
+#   3. Safe mode (AES). Fission started again with WECHAT_APPID and WECHAT_ENCODING_AES_KEY (so
+#      not in sandbox mode: the WeChat API calls of its outbox go to a stub on loopback that
+#      answers "ok"), the peer started again with the same key; the same closed loop (and the
+#      open loop if OPEN_MODES has "safe").
+#   4. A summary: medians of the closed-loop runs and the Fission/peer ratio, the open-loop table.
+# Before each measurement it waits (QUIET_MAX s at most) until every server it started is idle,
+# so work left over from one run (Fission's outbox, a backlog in the peer) does not slow the
+# next. The load generator runs on the same cores as the servers, as does PostgreSQL.
+#
+# Environment: DURATION (measured s, 10)  WARMUP (s, 2)  REPS (3)  CONNECTIONS (64)  CODES (20)
+#   RATES ("300 600 1000 2000")  OPEN_MODES ("plain"; "plain safe" adds safe mode)
+#   PGBENCH_SECONDS (5)  PGBENCH_CLIENTS (32)  QUIET_MAX (60)  BENCH_PORT (18180, Fission)
+#   PEER_PORT (18190)  STUB_PORT (18199)  CARGO_TARGET_DIR (where cargo builds)
+#   BENCH_SKIP_BUILD=1 (no `cargo build` of the server)  BENCH_BIN (a fission binary to measure
+#   instead of the tree's)  BENCH_LOADGEN (a callback_load binary; no cargo at all with both)
+#
+# Needs PostgreSQL (postgres@127.0.0.1:5432, trust auth) with pgbench, Redis (127.0.0.1:6379),
+# python3 (bench/peer/run.sh creates the peer's venv on first use, from PyPI). Everything it
+# starts is stopped and every database it creates is dropped on exit.
+BENCH_NAME=compare
+# Ports of its own: no clash with a server another bench script left on 18080.
+BENCH_PORT="${BENCH_PORT:-18180}"
+source "$(dirname "$0")/lib.sh"
+
+DURATION="${DURATION:-10}"
+WARMUP="${WARMUP:-2}"
+REPS="${REPS:-3}"
+CONNECTIONS="${CONNECTIONS:-64}"
+CODES="${CODES:-20}"
+RATES="${RATES:-300 600 1000 2000}"
+OPEN_MODES="${OPEN_MODES:-plain}"
+PGBENCH_SECONDS="${PGBENCH_SECONDS:-5}"
+PGBENCH_CLIENTS="${PGBENCH_CLIENTS:-32}"
+QUIET_MAX="${QUIET_MAX:-60}"
+PEER_PORT="${PEER_PORT:-18190}"
+STUB_PORT="${STUB_PORT:-18199}"
+PEER_BASE="http://127.0.0.1:$PEER_PORT"
+FISSION_DB_BASE="$DB"
+PEER_DB="fission_bench_peer_$(date +%s)"
+PGBENCH_DB="fission_bench_pgbench_$(date +%s)"
+RESULTS="$WORK/results.jsonl"
+SAFE_APPID="wxb3nchc0mpare0001"
+SAFE_KEY="$(head -c 64 /dev/urandom | base64 -w0 | tr -dc 'A-Za-z0-9' | head -c 43)"
+PEER_PID=""
+PEER_CURRENT_DB=""
+STUB_PID=""
+LOADGEN=""
+
+command -v pgbench >/dev/null || { echo "pgbench is not installed (Debian: postgresql-client)" >&2; exit 1; }
+command -v python3 >/dev/null || { echo "python3 is needed (the peer, the summary)" >&2; exit 1; }
+
+stop_pid() {
+    local pid="$1"
+    if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null || true
+    fi
+    return 0
+}
+
+drop_db() {
+    "${PSQL[@]}" -d postgres -qc "DROP DATABASE IF EXISTS \"$1\" WITH (FORCE)" >/dev/null 2>&1 \
+        || echo "could not drop database $1" >&2
+}
+
+compare_cleanup() {
+    local status=$?
+    set +e
+    stop_pid "$PEER_PID"
+    stop_pid "$STUB_PID"
+    drop_db "$PEER_DB"
+    drop_db "${PEER_DB}_safe"
+    drop_db "$PGBENCH_DB"
+    if [[ $status -ne 0 && -s "$WORK/peer.log" ]]; then
+        echo "--- last lines of the peer log ---" >&2
+        tail -n 20 "$WORK/peer.log" >&2
+    fi
+    # lib.sh's cleanup stops Fission, drops its database, removes $WORK and exits with $status.
+    (exit "$status")
+    bench_cleanup
+}
+trap compare_cleanup EXIT
+
+# Processes of a server: the pid and its children (gunicorn's workers).
+tree_pids() {
+    local pid
+    for pid in "$@"; do
+        [[ -n "$pid" ]] || continue
+        echo "$pid"
+        pgrep -P "$pid" || true
+    done
+}
+
+# CPU ticks (user + system) used so far by the given processes and their children.
+cpu_ticks() {
+    local total=0 pid t
+    for pid in $(tree_pids "$@"); do
+        # Fields after "pid (comm) ": utime and stime are the 12th and 13th.
+        t=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{print $12 + $13}') || t=0
+        total=$((total + ${t:-0}))
+    done
+    echo "$total"
+}
+
+# Waits until the servers use less than 5% of a core over a second (QUIET_MAX s at most).
+wait_quiet() {
+    local hz before after waited=0
+    hz=$(getconf CLK_TCK)
+    while ((waited < QUIET_MAX)); do
+        before=$(cpu_ticks "$@")
+        sleep 1
+        after=$(cpu_ticks "$@")
+        waited=$((waited + 1))
+        if (((after - before) * 100 < 5 * hz)); then
+            break
+        fi
+    done
+    if ((waited > 1)); then
+        echo "   (waited ${waited} s for the servers to go idle)"
+    fi
+}
+
+# Resident memory of a server and its children, MiB (shared pages counted in each process).
+rss_mib() {
+    local total=0 pid kb
+    for pid in $(tree_pids "$@"); do
+        kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null) || kb=0
+        total=$((total + ${kb:-0}))
+    done
+    echo $((total / 1024))
+}
+
+# Proportional set size of a server and its children, MiB (shared pages split between them).
+pss_mib() {
+    local total=0 pid kb
+    for pid in $(tree_pids "$@"); do
+        kb=$(awk '/^Pss:/ {print $2}' "/proc/$pid/smaps_rollup" 2>/dev/null) || kb=0
+        total=$((total + ${kb:-0}))
+    done
+    echo $((total / 1024))
+}
+
+machine() {
+    bench_machine
+    echo "postgres: $("${PSQL[@]}" -d postgres -tAc "SELECT 'synchronous_commit=' || current_setting('synchronous_commit') || ' fsync=' || current_setting('fsync') || ' shared_buffers=' || current_setting('shared_buffers') || ' max_connections=' || current_setting('max_connections')")"
+    echo "processes using the most CPU right now (top, 1 s sample):"
+    top -b -n 2 -d 1 -o %CPU -w 160 2>/dev/null \
+        | awk '/^top -/ {frame++} frame == 2' | sed -n '7,14p' | cut -c1-120 \
+        || echo "  (top unavailable)"
+}
+
+build() {
+    if [[ -n "${BENCH_SKIP_BUILD:-}" ]]; then
+        echo "== build skipped (BENCH_SKIP_BUILD)"
+    else
+        bench_build
+    fi
+    [[ -x "$BIN" ]] || { echo "no release binary at $BIN" >&2; exit 1; }
+    local loadgen="${BENCH_LOADGEN:-}"
+    if [[ -z "$loadgen" ]]; then
+        # With the release profile, like the server: `cargo bench` would build the library again
+        # under the bench profile.
+        loadgen=$(cargo build --release --bench callback_load --message-format=json 2>"$WORK/loadgen-build.log" \
+            | python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "callback_load":
+        print(m["executable"])')
+    fi
+    if [[ ! -x "$loadgen" ]]; then
+        tail -n 30 "$WORK/loadgen-build.log" >&2 || true
+        echo "could not build the load generator (cargo build --release --bench callback_load)" >&2
+        exit 1
+    fi
+    # Private copies: a build in the same target directory during the run changes nothing here.
+    cp "$BIN" "$WORK/fission"
+    cp "$loadgen" "$WORK/callback_load"
+    echo "fission:        $BIN ($(stat -c %y "$BIN" | cut -d. -f1))"
+    echo "load generator: $loadgen"
+    BIN="$WORK/fission"
+    LOADGEN="$WORK/callback_load"
+    bench/peer/run.sh venv
+}
+
+pgbench_ceiling() {
+    echo "== pgbench: two-insert transaction, $PGBENCH_CLIENTS clients, ${PGBENCH_SECONDS} s (database $PGBENCH_DB)"
+    "${PSQL[@]}" -d postgres -qc "CREATE DATABASE \"$PGBENCH_DB\""
+    "${PSQL[@]}" -d "$PGBENCH_DB" -q -f bench/peer/schema.sql
+    # The peer's transaction without its SELECT: a push recorded once, a credit once per follower.
+    cat >"$WORK/push.pgbench" <<'SQL'
+\set n random(1, 1000000000000)
+\set scene random(1, 20)
+BEGIN;
+INSERT INTO events (from_user, create_time, event, event_key)
+    VALUES ('opgbench' || :client_id || '_' || :n, :n, 'subscribe', 'qrscene_' || :scene)
+    ON CONFLICT DO NOTHING;
+INSERT INTO referrals (invitee, inviter, scene, event_id)
+    VALUES ('opgbench' || :client_id || '_' || :n, 'oPeerInviter' || :scene, :scene, currval('events_id_seq'))
+    ON CONFLICT (invitee) DO NOTHING;
+COMMIT;
+SQL
+    local out
+    out=$(pgbench -h 127.0.0.1 -U postgres -n -M prepared -c "$PGBENCH_CLIENTS" -j 2 \
+        -T "$PGBENCH_SECONDS" -f "$WORK/push.pgbench" "$PGBENCH_DB" 2>&1) || {
+        echo "$out" >&2
+        echo "pgbench failed" >&2
+        exit 1
+    }
+    echo "$out" | grep -E '^(number of transactions actually processed|number of failed|latency average|tps)' | sed 's/^/   /'
+    local tps lat
+    tps=$(echo "$out" | awk -F'= ' '/^tps/ {split($2, a, " "); print a[1]; exit}')
+    lat=$(echo "$out" | awk -F'= ' '/^latency average/ {split($2, a, " "); print a[1]; exit}')
+    echo "{\"kind\":\"pgbench\",\"tps\":${tps:-0},\"latency_ms\":${lat:-0},\"clients\":$PGBENCH_CLIENTS}" >>"$RESULTS"
+    drop_db "$PGBENCH_DB"
+}
+
+# A minimal WeChat API on loopback for Fission outside sandbox mode: a token for
+# stable_token / token, {"errcode":0} for everything else.
+start_stub() {
+    python3 - "$STUB_PORT" >"$WORK/stub.log" 2>&1 <<'PY' &
+import json, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+class Api(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def answer(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        if self.path.startswith(("/cgi-bin/stable_token", "/cgi-bin/token")):
+            reply = {"access_token": "bench-stub-token", "expires_in": 7200}
+        else:
+            reply = {"errcode": 0, "errmsg": "ok"}
+        body = json.dumps(reply).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = answer
+
+    def log_message(self, *args):
+        pass
+
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Api).serve_forever()
+PY
+    STUB_PID=$!
+    for _ in $(seq 1 50); do
+        curl -s -o /dev/null "http://127.0.0.1:$STUB_PORT/cgi-bin/ping" && return 0
+        sleep 0.1
+    done
+    echo "the WeChat API stub did not start" >&2
+    exit 1
+}
+
+# start_fission plain|safe: a fresh database with CODES seeded codes.
+start_fission() {
+    bench_stop_server
+    bench_drop_database
+    DB="${FISSION_DB_BASE}_$1"
+    if [[ "$1" == safe ]]; then
+        bench_start_server WECHAT_APPID="$SAFE_APPID" WECHAT_SECRET=bench-secret \
+            WECHAT_ENCODING_AES_KEY="$SAFE_KEY" \
+            WECHAT_API_BASE="http://127.0.0.1:$STUB_PORT" \
+            WECHAT_MP_BASE="http://127.0.0.1:$STUB_PORT" \
+            WECHAT_OPEN_BASE="http://127.0.0.1:$STUB_PORT"
+    else
+        bench_start_server
+    fi
+    bench_seed_codes "$CODES"
+    echo "seeded $CODES invite codes"
+}
+
+# start_peer plain|safe
+start_peer() {
+    stop_pid "$PEER_PID"
+    PEER_PID=""
+    local db="$PEER_DB" extra=()
+    if [[ "$1" == safe ]]; then
+        db="${PEER_DB}_safe"
+        extra=(WECHAT_ENCODING_AES_KEY="$SAFE_KEY" WECHAT_APPID="$SAFE_APPID")
+        drop_db "$PEER_DB"
+    fi
+    PEER_CURRENT_DB="$db"
+    echo "== peer (database $db, port $PEER_PORT, $1)"
+    env -u WECHAT_ENCODING_AES_KEY -u WECHAT_APPID "${extra[@]}" \
+        PEER_PORT="$PEER_PORT" PEER_DB="$db" PEER_CODES="$CODES" WECHAT_TOKEN=fission \
+        bench/peer/run.sh >"$WORK/peer.log" 2>&1 &
+    PEER_PID=$!
+    local deadline=$((SECONDS + 60))
+    until [[ "$(curl -s -o /dev/null -w '%{http_code}' "$PEER_BASE/wechat/callback")" == 403 ]]; do
+        if ! kill -0 "$PEER_PID" 2>/dev/null; then
+            echo "peer exited before becoming ready" >&2
+            exit 1
+        fi
+        if ((SECONDS >= deadline)); then
+            echo "peer not ready after 60 s" >&2
+            exit 1
+        fi
+        sleep 0.2
+    done
+    echo "ready (pid $PEER_PID, workers $(pgrep -P "$PEER_PID" | tr '\n' ' '))"
+}
+
+# load SERVER SECURITY KIND REP [generator args]: one run of the generator; its JSON summary,
+# tagged, goes to $RESULTS.
+load() {
+    local server="$1" security="$2" kind="$3" rep="$4"
+    shift 4
+    local target pids safe_args=()
+    if [[ "$server" == fission ]]; then
+        target="$BASE"
+        pids=("$SERVER_PID")
+    else
+        target="$PEER_BASE"
+        pids=("$PEER_PID")
+    fi
+    if [[ "$security" == safe ]]; then
+        safe_args=(--aes-key "$SAFE_KEY" --appid "$SAFE_APPID")
+    fi
+    echo "-- $server, $security, $kind${rep:+ run $rep}: $*"
+    wait_quiet "$SERVER_PID" "$PEER_PID" "$STUB_PID"
+    local out status=0
+    out=$(WECHAT_TOKEN=fission RUST_BACKTRACE=0 "$LOADGEN" --bench --target "$target" --json \
+        --warmup "$WARMUP" --duration "$DURATION" --mode credited --scenes "1-$CODES" \
+        "${safe_args[@]}" "$@" 2>&1) || status=$?
+    echo "$out" | grep -v '^{' | sed 's/^/   /'
+    local rss pss json
+    rss=$(rss_mib "${pids[@]}")
+    pss=$(pss_mib "${pids[@]}")
+    echo "   server memory after: RSS $rss MiB, PSS $pss MiB (all its processes)"
+    json=$(echo "$out" | grep '^{' | tail -n 1)
+    if [[ -z "$json" ]]; then
+        json='{"ok":0,"errors":0,"throughput_rps":0,"failed":true}'
+        echo "   (generator exited $status without a summary)"
+    fi
+    python3 -c 'import json, sys
+d = json.loads(sys.argv[1])
+d.update(server=sys.argv[2], security=sys.argv[3], kind=sys.argv[4], rep=sys.argv[5],
+         rss_mib=int(sys.argv[6]), pss_mib=int(sys.argv[7]))
+print(json.dumps(d))' "$json" "$server" "$security" "$kind" "$rep" "$rss" "$pss" >>"$RESULTS"
+}
+
+count_rows() {
+    "${PSQL[@]}" -d "$1" -tAc "SELECT count(*) FROM $2" 2>/dev/null || echo "?"
+}
+
+# What the servers recorded (a push answered `success` but not recorded would show here).
+phase_rows() {
+    echo "== rows written in this phase: Fission events $(count_rows "$DB" events)," \
+        "referrals $(count_rows "$DB" referrals); peer events $(count_rows "$PEER_CURRENT_DB" events)," \
+        "referrals $(count_rows "$PEER_CURRENT_DB" referrals)"
+}
+
+closed_loop() {
+    local security="$1" rep
+    echo "== closed loop, $security: $CONNECTIONS connections, credited, ${WARMUP}+${DURATION} s, $REPS runs each, interleaved"
+    for rep in $(seq 1 "$REPS"); do
+        load fission "$security" closed "$rep" --connections "$CONNECTIONS"
+        load peer "$security" closed "$rep" --connections "$CONNECTIONS"
+    done
+}
+
+open_loop() {
+    local security="$1" rate
+    [[ " $OPEN_MODES " == *" $security "* ]] || return 0
+    echo "== open loop, $security: credited, ${WARMUP}+${DURATION} s per rate, latency from the due time"
+    for rate in $RATES; do
+        load fission "$security" open "" --rate "$rate"
+        load peer "$security" open "" --rate "$rate"
+    done
+}
+
+summary() {
+    echo
+    echo "== summary"
+    python3 - "$RESULTS" <<'PY'
+import json, statistics, sys
+
+rows = [json.loads(line) for line in open(sys.argv[1])]
+
+def med(values):
+    return statistics.median(values) if values else float("nan")
+
+for r in rows:
+    if r.get("kind") == "pgbench":
+        print(f"pgbench two-insert transaction, {r['clients']} clients: {r['tps']:.0f} tps, "
+              f"latency average {r['latency_ms']:.2f} ms")
+
+closed = [r for r in rows if r.get("kind") == "closed"]
+if closed:
+    print()
+    print("closed loop, credited, medians of the runs (pushes/s of each run in brackets)")
+    print(f"{'':22} {'pushes/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'RSS MiB':>8} {'PSS MiB':>8}   runs")
+    for security in ("plain", "safe"):
+        medians = {}
+        for server in ("fission", "peer"):
+            rs = [r for r in closed if r["server"] == server and r["security"] == security]
+            if not rs:
+                continue
+            rps = med([r["throughput_rps"] for r in rs])
+            medians[server] = rps
+            runs = ", ".join(f"{r['throughput_rps']:.0f}" for r in rs)
+            print(f"{server + ' ' + security:22} {rps:9.0f} {med([r.get('p50_ms', 0) for r in rs]):8.2f} "
+                  f"{med([r.get('p99_ms', 0) for r in rs]):8.2f} {sum(r.get('errors', 0) for r in rs):7d} "
+                  f"{max(r['rss_mib'] for r in rs):8d} {max(r.get('pss_mib', 0) for r in rs):8d}   [{runs}]")
+        if medians.get("peer"):
+            ratio = medians.get("fission", 0) / medians["peer"]
+            print(f"{'  Fission / peer':22} {ratio:8.1f}x   (the issue asks for >= 10x)")
+
+opened = [r for r in rows if r.get("kind") == "open"]
+if opened:
+    print()
+    print("open loop, credited: latency of the answered pushes, from each push's due time;")
+    print("'> 5 s' is the share of all pushes answered after WeChat's 5 s deadline or not at all")
+    print(f"{'rate/s':>7} {'server':16} {'answered/s':>10} {'p50 ms':>9} {'p99 ms':>9} {'max ms':>9} "
+          f"{'errors':>7} {'> 5 s':>7} {'late':>6}")
+    for r in opened:
+        print(f"{r.get('rate_rps') or 0:7.0f} {r['server'] + ' ' + r['security']:16} "
+              f"{r.get('throughput_rps', 0):10.0f} {r.get('p50_ms', 0):9.2f} {r.get('p99_ms', 0):9.2f} "
+              f"{r.get('max_ms', 0):9.0f} {r.get('errors', 0):7d} {100 * r.get('over_5s_share', 0):6.1f}% "
+              f"{r.get('late_starts') or 0:6d}")
+PY
+}
+
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+machine
+build
+pgbench_ceiling
+
+start_fission plain
+start_peer plain
+closed_loop plain
+open_loop plain
+phase_rows
+
+start_stub
+start_fission safe
+start_peer safe
+closed_loop safe
+open_loop safe
+phase_rows
+
+echo
+echo "load after the run: $(cut -d' ' -f1-3 /proc/loadavg)"
+summary
