@@ -220,7 +220,7 @@ impl Settings {
             push_writers: parse_num::<usize>(
                 "FISSION_PUSH_WRITERS",
                 get("FISSION_PUSH_WRITERS"),
-                4,
+                2,
             )?
             .clamp(1, 32),
             poster_font: PathBuf::from(or("FISSION_POSTER_FONT", DEFAULT_POSTER_FONT)),

@@ -122,9 +122,10 @@ pub async fn by_scenes(tx: &mut Tx<'_>, scenes: &[&Scene]) -> sqlx::Result<Vec<S
         })
         .collect();
     sqlx::query_as(
-        "SELECT c.id, c.owner_openid, u.nickname AS owner_nickname, c.channel_id, c.permanent,
-                c.scene_id, c.scene_str, c.expires_at
-         FROM invite_codes c LEFT JOIN users u ON u.openid = c.owner_openid
+        "SELECT c.id, c.owner_openid,
+                (SELECT u.nickname FROM users u WHERE u.openid = c.owner_openid) AS owner_nickname,
+                c.channel_id, c.permanent, c.scene_id, c.scene_str, c.expires_at
+         FROM invite_codes c
          WHERE c.scene_id = ANY($1) OR c.scene_str = ANY($2)",
     )
     .bind(ids)
@@ -147,7 +148,7 @@ pub async fn count_uses(tx: &mut Tx<'_>, uses: &[(i64, i64, i64)]) -> sqlx::Resu
     sqlx::query(
         "UPDATE invite_codes c SET scans = c.scans + x.scans, follows = c.follows + x.follows
          FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS x(id, scans, follows)
-         WHERE c.id = x.id",
+         WHERE c.id = ANY($1) AND c.id = x.id",
     )
     .bind(uses.iter().map(|u| u.0).collect::<Vec<_>>())
     .bind(uses.iter().map(|u| u.1).collect::<Vec<_>>())

@@ -22,7 +22,8 @@ pub struct NewEvent<'a> {
 /// trip: every batch needs both).
 pub async fn recorded_among(tx: &mut Tx<'_>, keys: &[&str]) -> sqlx::Result<(Vec<String>, i64)> {
     sqlx::query_as(
-        "SELECT ARRAY(SELECT dedupe_key FROM events WHERE dedupe_key = ANY($1)),
+        "SELECT ARRAY(SELECT e.dedupe_key FROM unnest($1::text[]) AS k(key)
+                      JOIN events e ON e.dedupe_key = k.key),
                 (SELECT version FROM campaign_version)",
     )
     .bind(keys)
@@ -65,7 +66,8 @@ pub async fn set_outcomes(tx: &mut Tx<'_>, changes: &[(i64, &str)]) -> sqlx::Res
     }
     sqlx::query(
         "UPDATE events e SET outcome = x.outcome
-         FROM unnest($1::bigint[], $2::text[]) AS x(id, outcome) WHERE e.id = x.id",
+         FROM unnest($1::bigint[], $2::text[]) AS x(id, outcome)
+         WHERE e.id = ANY($1) AND e.id = x.id",
     )
     .bind(changes.iter().map(|c| c.0).collect::<Vec<_>>())
     .bind(changes.iter().map(|c| c.1).collect::<Vec<_>>())

@@ -72,7 +72,7 @@ pub async fn revocable(
          FROM unnest($1::text[], $2::bigint[], $3::timestamptz[]) AS x(invitee, event_id, left_at)
          JOIN referrals r ON r.invitee_openid = x.invitee
          JOIN campaigns c ON c.id = r.campaign_id
-         WHERE c.revoke_window_days > 0
+         WHERE r.invitee_openid = ANY($1) AND c.revoke_window_days > 0
            AND x.left_at >= r.credited_at
            AND x.left_at <= r.credited_at + make_interval(days => c.revoke_window_days)
            AND NOT EXISTS (SELECT 1 FROM referral_revocations v WHERE v.referral_id = r.id)
@@ -163,14 +163,17 @@ pub async fn recount(
             SELECT t.campaign_id, t.openid, count(r.id)::int AS invites, max(r.credited_at) AS reached_at
             FROM unnest($1::bigint[], $2::text[]) AS t(campaign_id, openid)
             LEFT JOIN referrals r ON r.campaign_id = t.campaign_id AND r.inviter_openid = t.openid
+                 AND r.inviter_openid = ANY($2)
                  AND NOT EXISTS (SELECT 1 FROM referral_revocations v WHERE v.referral_id = r.id)
             GROUP BY t.campaign_id, t.openid
          ), updated AS (
             UPDATE inviter_stats s SET invites = l.invites, reached_at = l.reached_at
-            FROM live l WHERE s.campaign_id = l.campaign_id AND s.openid = l.openid AND l.invites > 0
+            FROM live l WHERE s.openid = ANY($2) AND s.campaign_id = l.campaign_id
+              AND s.openid = l.openid AND l.invites > 0
          ), emptied AS (
             DELETE FROM inviter_stats s USING live l
-            WHERE s.campaign_id = l.campaign_id AND s.openid = l.openid AND l.invites = 0
+            WHERE s.openid = ANY($2) AND s.campaign_id = l.campaign_id AND s.openid = l.openid
+              AND l.invites = 0
          )
          SELECT campaign_id, openid, invites FROM live",
     )
@@ -192,7 +195,8 @@ pub async fn revoke_rewards_above(
     sqlx::query(
         "UPDATE reward_grants g SET status = 'revoked'
          FROM reward_tiers t, unnest($1::bigint[], $2::text[], $3::int[]) AS x(campaign_id, openid, invites)
-         WHERE t.id = g.tier_id AND g.campaign_id = x.campaign_id AND g.openid = x.openid
+         WHERE g.openid = ANY($2) AND t.id = g.tier_id AND g.campaign_id = x.campaign_id
+           AND g.openid = x.openid
            AND t.threshold > x.invites AND g.status <> 'revoked'",
     )
     .bind(counts.iter().map(|c| c.0 .0).collect::<Vec<_>>())

@@ -76,7 +76,7 @@ pub async fn set_presence(tx: &mut Tx<'_>, rows: &[PresenceState<'_>]) -> sqlx::
                 state_at = x.state_at, last_interaction_at = x.last_interaction_at
          FROM unnest($1::text[], $2::boolean[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[])
               AS x(openid, subscribed, followed_since, state_at, last_interaction_at)
-         WHERE u.openid = x.openid",
+         WHERE u.openid = ANY($1) AND u.openid = x.openid",
     )
     .bind(rows.iter().map(|r| r.openid.as_str()).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.subscribed).collect::<Vec<_>>())

@@ -1,7 +1,7 @@
 //! Writing a batch: one transaction of set-based statements. Rows are taken in one global
-//! order — followers, events, codes, the ledger, leaderboard rows, grants — each table's rows
-//! sorted by key, so batches on any number of instances wait for each other but never in a
-//! cycle. Nothing in here calls WeChat or Redis.
+//! order — followers, events, the ledger, code counters, leaderboard rows, grants — each
+//! table's rows sorted by key, so batches on any number of instances wait for each other but
+//! never in a cycle. Nothing in here calls WeChat or Redis.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -133,15 +133,6 @@ async fn write(
     db::users::set_presence(tx, &presence)
         .await
         .context("recording the followers' presence")?;
-    let uses: Vec<(i64, i64, i64)> = plan
-        .code_uses
-        .iter()
-        .map(|(id, (scans, follows))| (*id, *scans, *follows))
-        .collect();
-    db::codes::count_uses(tx, &uses)
-        .await
-        .context("counting code uses")?;
-
     // The ledger: credits, then revocations (which may reverse credits of this same batch).
     let mut planned: Vec<&PlannedCredit> = plan.credits.iter().collect();
     planned.sort_by(|a, b| (a.campaign.0, &a.invitee).cmp(&(b.campaign.0, &b.invitee)));
@@ -181,6 +172,40 @@ async fn write(
         outcomes[i] = Outcome::Revoked;
         corrections.extend(event_id(i).map(|e| (e, Outcome::Revoked.as_str())));
     }
+
+    db::events::set_outcomes(tx, &corrections)
+        .await
+        .context("correcting outcomes")?;
+
+    let mut poster_jobs = vec![None; pushes.len()];
+    for &i in &plan.posters {
+        // Queued with the push, so the poster is sent even if this process dies before
+        // answering; the callback cancels it when its passive reply carries the poster.
+        let job = serde_json::to_value(PosterJob {
+            openid: pushes[i].openid.to_string(),
+        })?;
+        poster_jobs[i] = Some(
+            db::outbox::enqueue_after(
+                tx,
+                delivery::JOB_POSTER,
+                &job,
+                delivery::FALLBACK_DELAY_SECS,
+            )
+            .await
+            .context("queueing the poster")?,
+        );
+    }
+
+    // The rows every batch shares — code counters, leaderboard rows — are taken last, so they
+    // are held for as little as possible: only the statements from here to the commit.
+    let uses: Vec<(i64, i64, i64)> = plan
+        .code_uses
+        .iter()
+        .map(|(id, (scans, follows))| (*id, *scans, *follows))
+        .collect();
+    db::codes::count_uses(tx, &uses)
+        .await
+        .context("counting code uses")?;
 
     // Leaderboard rows: every row touched, in one order, before any recount reads the ledger.
     let mut touched: BTreeMap<(i64, &OpenId), Added> = BTreeMap::new();
@@ -235,28 +260,6 @@ async fn write(
     db::outbox::enqueue_messages(tx, &messages)
         .await
         .context("queueing messages")?;
-    db::events::set_outcomes(tx, &corrections)
-        .await
-        .context("correcting outcomes")?;
-
-    let mut poster_jobs = vec![None; pushes.len()];
-    for &i in &plan.posters {
-        // Queued with the push, so the poster is sent even if this process dies before
-        // answering; the callback cancels it when its passive reply carries the poster.
-        let job = serde_json::to_value(PosterJob {
-            openid: pushes[i].openid.to_string(),
-        })?;
-        poster_jobs[i] = Some(
-            db::outbox::enqueue_after(
-                tx,
-                delivery::JOB_POSTER,
-                &job,
-                delivery::FALLBACK_DELAY_SECS,
-            )
-            .await
-            .context("queueing the poster")?,
-        );
-    }
 
     let mut replies = vec![None; pushes.len()];
     for (c, _) in &credited {
