@@ -9,6 +9,7 @@ pub mod push;
 pub mod referral;
 pub mod routes;
 pub mod sandbox;
+pub mod services;
 pub mod shared_store;
 pub mod simulate;
 pub mod startup;

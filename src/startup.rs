@@ -23,6 +23,7 @@ use tracing_actix_web::TracingLogger;
 use crate::config::Settings;
 use crate::push::{BatchLimits, PushQueue};
 use crate::sandbox::{SimConfig, Simulator};
+use crate::services::Services;
 use crate::shared_store::SharedStore;
 use crate::state::AppState;
 use crate::storage::Storage;
@@ -184,15 +185,17 @@ pub async fn connect(settings: Settings, public_url: &str) -> anyhow::Result<App
         metrics.clone(),
     );
     Ok(AppState {
-        pool,
-        store,
-        wechat,
-        storage,
+        services: Services {
+            pool,
+            store,
+            wechat,
+            storage,
+            settings: Arc::new(settings),
+            public_url: public_url.into(),
+            outbox_wake,
+        },
         metrics,
-        settings: Arc::new(settings),
-        public_url: public_url.into(),
         crypto,
-        outbox_wake,
         pushes,
     })
 }
@@ -257,6 +260,7 @@ fn sandbox(settings: &mut Settings, local_base: &str, public_url: &str) -> Simul
         public_base: format!("{public_url}/sandbox"),
         permanent_quota: 100_000,
         account_name: "Fission 测试号".to_string(),
+        ..SimConfig::default()
     })
 }
 

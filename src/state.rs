@@ -1,39 +1,28 @@
-//! What every handler and worker shares: the pool, the shared store, the WeChat client,
-//! storage, metrics and the settings as resolved at start.
+//! What every handler and worker shares: the services (pool, shared store, WeChat client,
+//! storage, settings), plus the HTTP side's own parts — metrics, safe-mode crypto and the push
+//! queue. Derefs to `Services`, so code below the routes takes only `&Services`.
 
-use std::sync::Arc;
+use std::ops::Deref;
 
-use sqlx::PgPool;
-use tokio::sync::Notify;
-
-use crate::config::Settings;
 use crate::push::PushQueue;
-use crate::shared_store::SharedStore;
-use crate::storage::Storage;
+use crate::services::Services;
 use crate::telemetry::Metrics;
 use crate::wechat::crypto::MessageCrypto;
-use crate::wechat::WechatClient;
 
 #[derive(Clone)]
 pub struct AppState {
-    pub pool: PgPool,
-    pub store: SharedStore,
-    pub wechat: WechatClient,
-    pub storage: Storage,
+    pub services: Services,
     pub metrics: Metrics,
-    pub settings: Arc<Settings>,
-    /// The external base URL, resolved against the bound address when not configured.
-    pub public_url: Arc<str>,
     /// Safe-mode message crypto, when `WECHAT_ENCODING_AES_KEY` is set.
     pub crypto: Option<MessageCrypto>,
-    /// Wakes this process's outbox worker as soon as a decision enqueues work.
-    pub outbox_wake: Arc<Notify>,
     /// Group commit of pushes (`push::batcher`).
     pub pushes: PushQueue,
 }
 
-impl AppState {
-    pub fn media_url(&self, key: &str) -> String {
-        format!("{}/media/{key}", self.public_url)
+impl Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.services
     }
 }

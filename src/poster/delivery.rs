@@ -16,7 +16,7 @@ use crate::config::Settings;
 use crate::db;
 use crate::domain::OpenId;
 use crate::referral::codes::IssueError;
-use crate::state::AppState;
+use crate::services::Services;
 use crate::wechat::message::PushKind;
 
 /// Outbox job: send the follower's poster as a customer-service image message.
@@ -51,7 +51,7 @@ pub fn asks_for_poster(settings: &Settings, kind: &PushKind<'_>) -> bool {
 
 /// A media_id for the follower's current poster: reused while fresh, else uploaded (once, even
 /// when asked for concurrently on several instances).
-pub async fn media_id(state: &AppState, openid: &OpenId) -> Result<String, IssueError> {
+pub async fn media_id(state: &Services, openid: &OpenId) -> Result<String, IssueError> {
     let poster = personal::for_follower(state, openid).await?;
     let since = Utc::now() - media_reuse();
     if let Some(id) = db::media::uploaded_since(&state.pool, &poster.key, since).await? {
@@ -80,7 +80,7 @@ pub enum PosterReply {
 
 /// Waits at most `REPLY_BUDGET` for the media_id. In time: the fallback job is cancelled and
 /// the image is the reply. Too late or failed: the reply is a text and the job sends the image.
-pub async fn reply_in_time(state: &AppState, openid: &OpenId, fallback_job: i64) -> PosterReply {
+pub async fn reply_in_time(state: &Services, openid: &OpenId, fallback_job: i64) -> PosterReply {
     let gave_up = Arc::new(AtomicBool::new(false));
     let task = tokio::spawn({
         let (state, openid, gave_up) = (state.clone(), openid.clone(), gave_up.clone());
@@ -120,7 +120,7 @@ pub async fn reply_in_time(state: &AppState, openid: &OpenId, fallback_job: i64)
     }
 }
 
-async fn bring_forward(state: &AppState, job: i64) {
+async fn bring_forward(state: &Services, job: i64) {
     match db::outbox::run_now(&state.pool, job).await {
         Ok(()) => state.outbox_wake.notify_one(),
         Err(e) => tracing::warn!(error = ?e, "could not bring the poster job forward"),
@@ -128,7 +128,7 @@ async fn bring_forward(state: &AppState, job: i64) {
 }
 
 /// The outbox job: the poster as a customer-service image message.
-pub async fn send(state: &AppState, job: &PosterJob) -> Result<(), IssueError> {
+pub async fn send(state: &Services, job: &PosterJob) -> Result<(), IssueError> {
     let openid = OpenId::parse(&job.openid).map_err(|e| anyhow::anyhow!(e.0))?;
     let media_id = media_id(state, &openid).await?;
     state.wechat.send_image(openid.as_str(), &media_id).await?;

@@ -16,7 +16,7 @@ use super::{cached_font, default_background, render, PosterLayout, RENDER_VERSIO
 use crate::db;
 use crate::domain::OpenId;
 use crate::referral::codes::{self, IssueError};
-use crate::state::AppState;
+use crate::services::Services;
 use crate::wechat::qrcode::render_png;
 
 /// Rendering is CPU work: at most this many at once, whatever the request rate.
@@ -37,7 +37,7 @@ pub struct Poster {
 
 /// The follower's poster: from storage when nothing changed, rendered (and stored) otherwise.
 #[tracing::instrument(skip_all, fields(openid = %openid))]
-pub async fn for_follower(state: &AppState, openid: &OpenId) -> Result<Poster, IssueError> {
+pub async fn for_follower(state: &Services, openid: &OpenId) -> Result<Poster, IssueError> {
     let code = codes::issue(state, openid).await?;
     let campaign = db::campaigns::active_at(&state.pool, Utc::now()).await?;
     let settings = match &campaign {
@@ -139,7 +139,7 @@ fn default_background_hash() -> &'static str {
 /// The storage key of the avatar at `url`, fetching and storing it the first time. `None` (and
 /// a poster without the avatar) when it cannot be fetched: a slow avatar host must not cost the
 /// follower their poster.
-async fn stored_avatar(state: &AppState, url: &str) -> Option<String> {
+async fn stored_avatar(state: &Services, url: &str) -> Option<String> {
     if !(url.starts_with("https://") || url.starts_with("http://")) {
         return None;
     }
@@ -172,7 +172,7 @@ async fn stored_avatar(state: &AppState, url: &str) -> Option<String> {
     }
 }
 
-async fn fetch_avatar(state: &AppState, url: &str) -> anyhow::Result<(&'static str, Vec<u8>)> {
+async fn fetch_avatar(state: &Services, url: &str) -> anyhow::Result<(&'static str, Vec<u8>)> {
     let mut response = state
         .wechat
         .http()

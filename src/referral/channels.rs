@@ -6,7 +6,7 @@ use anyhow::Context;
 use super::codes::{ensure_image, issue_channel_code, IssueError};
 use crate::db;
 use crate::db::codes::CodeRow;
-use crate::state::AppState;
+use crate::services::Services;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChannelError {
@@ -18,7 +18,7 @@ pub enum ChannelError {
     Issue(#[from] IssueError),
 }
 
-pub async fn create(state: &AppState, name: &str) -> Result<CodeRow, ChannelError> {
+pub async fn create(state: &Services, name: &str) -> Result<CodeRow, ChannelError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 64 {
         return Err(ChannelError::BadName);

@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::db::codes::{CodeRow, NewCode};
 use crate::db::{self, Tx};
 use crate::domain::{ExpireSeconds, OpenId, PermanentSceneId, SceneStr, TemporarySceneId};
-use crate::state::AppState;
+use crate::services::Services;
 use crate::wechat::qrcode::{render_png, PermanentScene, QrCodeRequest, TemporaryScene};
 use crate::wechat::WechatError;
 
@@ -42,7 +42,7 @@ fn usable(code: &CodeRow, now: DateTime<Utc>, margin: Duration) -> bool {
 
 /// The follower's code: the existing one, or a new one (or a renewed temporary one).
 #[tracing::instrument(skip_all, fields(openid = %openid))]
-pub async fn issue(state: &AppState, openid: &OpenId) -> Result<CodeRow, IssueError> {
+pub async fn issue(state: &Services, openid: &OpenId) -> Result<CodeRow, IssueError> {
     let margin = renew_margin(&state.settings);
     if let Some(code) = db::codes::by_owner(&state.pool, openid.as_str()).await? {
         if usable(&code, Utc::now(), margin) {
@@ -73,7 +73,7 @@ pub async fn issue(state: &AppState, openid: &OpenId) -> Result<CodeRow, IssueEr
 /// Renders and stores the code's QR image if it has none yet. Done after the code is committed,
 /// so the per-follower lock is held only for the WeChat call; two callers racing here store
 /// the same bytes under the same content key.
-pub async fn ensure_image(state: &AppState, mut code: CodeRow) -> Result<CodeRow, IssueError> {
+pub async fn ensure_image(state: &Services, mut code: CodeRow) -> Result<CodeRow, IssueError> {
     if code.image_key.is_none() {
         let png = render_png(&code.url)?;
         let key = state.storage.put("qr", "png", png).await?;
@@ -85,7 +85,7 @@ pub async fn ensure_image(state: &AppState, mut code: CodeRow) -> Result<CodeRow
 
 /// A new code for a follower. Everything here runs on the transaction holding the owner lock:
 /// asking the pool for a second connection while holding it could starve the pool.
-async fn mint(state: &AppState, tx: &mut Tx<'_>) -> Result<NewCode, IssueError> {
+async fn mint(state: &Services, tx: &mut Tx<'_>) -> Result<NewCode, IssueError> {
     if let Some(slot) = take_permanent_slot(state, tx).await? {
         let scene = PermanentSceneId::new(slot).context("permanent slot out of range")?;
         let request = QrCodeRequest::Permanent(PermanentScene::Id(scene));
@@ -101,7 +101,7 @@ async fn mint(state: &AppState, tx: &mut Tx<'_>) -> Result<NewCode, IssueError> 
     temporary(state, scene).await
 }
 
-async fn take_permanent_slot(state: &AppState, tx: &mut Tx<'_>) -> Result<Option<i64>, IssueError> {
+async fn take_permanent_slot(state: &Services, tx: &mut Tx<'_>) -> Result<Option<i64>, IssueError> {
     if quota_exhausted(tx).await? {
         return Ok(None);
     }
@@ -126,7 +126,7 @@ async fn set_quota_exhausted(tx: &mut Tx<'_>) -> Result<(), IssueError> {
     Ok(db::state::set_once(&mut **tx, db::state::PERMANENT_QUOTA_EXHAUSTED, &since).await?)
 }
 
-async fn temporary(state: &AppState, scene: i64) -> Result<NewCode, IssueError> {
+async fn temporary(state: &Services, scene: i64) -> Result<NewCode, IssueError> {
     let scene = TemporarySceneId::new(scene).context("temporary scene out of range")?;
     let expire = ExpireSeconds::days(state.settings.temporary_code_days)
         .context("temporary code lifetime")?;
@@ -139,7 +139,7 @@ async fn temporary(state: &AppState, scene: i64) -> Result<NewCode, IssueError> 
 
 /// Asks WeChat for the ticket, renders the image from its `url` and stores it.
 async fn finish(
-    state: &AppState,
+    state: &Services,
     request: &QrCodeRequest,
     quota_slot: Option<i64>,
 ) -> Result<NewCode, IssueError> {
@@ -178,7 +178,7 @@ async fn finish(
 
 /// A permanent string-scene code for an operator's channel; shares the permanent quota.
 pub async fn issue_channel_code(
-    state: &AppState,
+    state: &Services,
     tx: &mut Tx<'_>,
     channel_id: i64,
 ) -> Result<CodeRow, IssueError> {
@@ -194,7 +194,7 @@ pub async fn issue_channel_code(
 }
 
 /// Renews followers' temporary codes that are about to expire. Returns how many were renewed.
-pub async fn renew_expiring(state: &AppState) -> anyhow::Result<usize> {
+pub async fn renew_expiring(state: &Services) -> anyhow::Result<usize> {
     let before = Utc::now() + renew_margin(&state.settings);
     let owners = db::codes::expiring_user_codes(&state.pool, before, 500).await?;
     let mut renewed = 0;

@@ -6,7 +6,7 @@ use anyhow::Context;
 use serde_json::json;
 
 use crate::db;
-use crate::state::AppState;
+use crate::services::Services;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ImportReport {
@@ -17,7 +17,7 @@ pub struct ImportReport {
 
 /// Pages through `/cgi-bin/user/get` (10,000 followers a page). `restart` ignores a saved cursor.
 pub async fn import_followers(
-    state: &AppState,
+    state: &Services,
     restart: bool,
     progress: impl Fn(&ImportReport),
 ) -> anyhow::Result<ImportReport> {

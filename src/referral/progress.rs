@@ -12,7 +12,7 @@ use crate::db::campaigns::{Campaign, GrantView};
 use crate::db::referrals::InviteeRow;
 use crate::db::users::Presence;
 use crate::domain::OpenId;
-use crate::state::AppState;
+use crate::services::Services;
 
 /// How many invited friends the page lists (the count above it covers all of them).
 const FRIENDS_SHOWN: i64 = 100;
@@ -38,7 +38,7 @@ pub struct NextTier {
 }
 
 /// The follower's progress in the campaign running now; `None` when no campaign runs.
-pub async fn of(state: &AppState, openid: &OpenId) -> anyhow::Result<Option<Progress>> {
+pub async fn of(state: &Services, openid: &OpenId) -> anyhow::Result<Option<Progress>> {
     let pool = &state.pool;
     let Some(campaign) = db::campaigns::active_at(pool, Utc::now()).await? else {
         return Ok(None);
@@ -70,7 +70,7 @@ pub async fn of(state: &AppState, openid: &OpenId) -> anyhow::Result<Option<Prog
 /// Does this person follow the account? Fission's record decides once it has seen a follow or
 /// unfollow; before that (a follower from before Fission, not imported) WeChat is asked once and
 /// the answer recorded, so the next visit does not ask again.
-pub async fn follows(state: &AppState, openid: &OpenId) -> Result<bool, IssueError> {
+pub async fn follows(state: &Services, openid: &OpenId) -> Result<bool, IssueError> {
     if let Some(user) = db::users::get(&state.pool, openid.as_str()).await? {
         if user.subscribed || user.state_at.is_some() {
             return Ok(user.subscribed);

@@ -1,0 +1,33 @@
+//! What the referral rules, posters and background work use to reach the world outside the
+//! process: the database, the shared store, WeChat, object storage, and the settings. The
+//! HTTP side's own parts (metrics registry, message crypto, the push queue) are in `AppState`,
+//! which derefs to this.
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+use tokio::sync::Notify;
+
+use crate::config::Settings;
+use crate::shared_store::SharedStore;
+use crate::storage::Storage;
+use crate::wechat::WechatClient;
+
+#[derive(Clone)]
+pub struct Services {
+    pub pool: PgPool,
+    pub store: SharedStore,
+    pub wechat: WechatClient,
+    pub storage: Storage,
+    pub settings: Arc<Settings>,
+    /// The external base URL, resolved against the bound address when not configured.
+    pub public_url: Arc<str>,
+    /// Wakes this process's outbox worker as soon as a decision enqueues work.
+    pub outbox_wake: Arc<Notify>,
+}
+
+impl Services {
+    pub fn media_url(&self, key: &str) -> String {
+        format!("{}/media/{key}", self.public_url)
+    }
+}
