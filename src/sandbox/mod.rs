@@ -66,6 +66,8 @@ pub struct SimConfig {
     pub public_base: String,
     pub permanent_quota: u32,
     pub account_name: String,
+    /// How long a push waits for the callback's answer: 5 s, as WeChat waits.
+    pub push_timeout: std::time::Duration,
 }
 
 impl Default for SimConfig {
@@ -79,6 +81,7 @@ impl Default for SimConfig {
             public_base: "http://127.0.0.1:8080/sandbox".into(),
             permanent_quota: 100_000,
             account_name: "Fission 测试号".into(),
+            push_timeout: std::time::Duration::from_secs(5),
         }
     }
 }

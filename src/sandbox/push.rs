@@ -4,7 +4,6 @@
 //! the user never sees it) and what the user would see lands in their inbox.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use quick_xml::events::Event;
 use quick_xml::Reader;
@@ -17,7 +16,6 @@ use crate::wechat::message::{push_xml, Push};
 use crate::wechat::outgoing::{nonce, sign_push};
 
 /// WeChat gives up on a callback after 5 s.
-const PUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Replies larger than this are not read into memory.
 const MAX_REPLY_BYTES: usize = 256 * 1024;
 
@@ -201,7 +199,7 @@ impl Simulator {
             .post(format!("{callback}{separator}{query}"))
             .header("content-type", "text/xml")
             .body(body)
-            .timeout(PUSH_TIMEOUT)
+            .timeout(cfg.push_timeout)
             .send()
             .await
             .map_err(|e| SimError::Transport(e.to_string()))?;

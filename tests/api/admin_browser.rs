@@ -241,15 +241,25 @@ async fn an_operator_signs_in_reads_the_board_and_sets_up_a_campaign() {
         .for_element(Locator::Css("#chart-daily"))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let drawn = c
-        .execute(
-            "return !!(window.Chart && Chart.getChart('chart-daily'));",
-            vec![],
-        )
-        .await
-        .unwrap();
-    assert_eq!(drawn.as_bool(), Some(true), "Chart.js drew the daily chart");
+    // Chart.js draws after the page's script has loaded the data: wait for it, with a deadline.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let drawn = c
+            .execute(
+                "return !!(window.Chart && Chart.getChart('chart-daily'));",
+                vec![],
+            )
+            .await
+            .unwrap();
+        if drawn.as_bool() == Some(true) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Chart.js never drew the daily chart"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     browser.shot("charts").await;
     c.goto(&format!("{base}/admin/health")).await.unwrap();
     assert!(browser.text().await.contains("stable_token"));

@@ -46,6 +46,7 @@ impl FakeWechat {
             public_base: base.clone(),
             permanent_quota,
             account_name: "测试号".into(),
+            ..SimConfig::default()
         });
         let routes = sim.clone();
         let server = HttpServer::new(move || {

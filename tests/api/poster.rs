@@ -154,18 +154,13 @@ async fn the_poster_keyword_gets_an_image_reply_and_reuses_the_upload() {
     wechat.sim.add_user(&alice, "阿丽", true);
     let http = reqwest::Client::new();
 
-    let started = Instant::now();
+    // How fast the reply comes is measured by bench/invite.sh, not asserted here.
     let reply = app
         .push(&text_push(&alice, "海报"))
         .await
         .text()
         .await
         .unwrap();
-    assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "{:?}",
-        started.elapsed()
-    );
     assert!(
         reply.contains("<MsgType><![CDATA[image]]></MsgType>"),
         "{reply}"
