@@ -25,23 +25,10 @@ macro_rules! columns {
     };
 }
 
-/// Creates the user if unknown and locks the row until the transaction ends, so two pushes
-/// about the same follower (on any instance) are decided one after the other. Returns the row
-/// as it was before this push.
-pub async fn lock(tx: &mut Tx<'_>, openid: &str) -> sqlx::Result<UserRow> {
-    sqlx::query_as(concat!(
-        "INSERT INTO users (openid) VALUES ($1)
-         ON CONFLICT (openid) DO UPDATE SET openid = EXCLUDED.openid
-         RETURNING ",
-        columns!()
-    ))
-    .bind(openid)
-    .fetch_one(&mut **tx)
-    .await
-}
-
-/// `lock` for many followers at once, in openid order (so concurrent batches, on any
-/// instance, take the rows in one order and cannot deadlock on them).
+/// Creates the followers not known yet and locks their rows until the transaction ends, so two
+/// pushes about one follower (on any instance) are decided one after the other. Returns the
+/// rows as they were before. Rows are taken in openid order, so concurrent batches cannot
+/// deadlock on them.
 pub async fn lock_many(tx: &mut Tx<'_>, openids: &[&OpenId]) -> sqlx::Result<Vec<UserRow>> {
     let mut sorted: Vec<&str> = openids.iter().map(|o| o.as_str()).collect();
     sorted.sort_unstable();

@@ -242,19 +242,7 @@ mod tests {
     }
 
     fn campaign() -> CampaignRules {
-        CampaignRules {
-            id: CampaignId(1),
-            is_default: true,
-            starts_at: t(0),
-            ends_at: None,
-            revoke_window_days: 7,
-            revoke_rewards: false,
-            welcome_text: String::new(),
-            credit_text: String::new(),
-            reward_text: String::new(),
-            template_id: None,
-            tiers: Vec::new(),
-        }
+        rules::sample_campaign(t(0))
     }
 
     struct World {

@@ -91,7 +91,7 @@ pub async fn follows(state: &Services, openid: &OpenId) -> Result<bool, IssueErr
             - Duration::seconds(1)
     };
     let mut tx = state.pool.begin().await?;
-    db::users::lock(&mut tx, openid.as_str()).await?;
+    db::users::lock_many(&mut tx, &[openid]).await?;
     db::users::apply(
         &mut tx,
         openid.as_str(),

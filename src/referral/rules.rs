@@ -199,6 +199,24 @@ pub fn next_tier<'a>(
         .map(|(threshold, name)| (threshold - count, name))
 }
 
+/// A running default campaign with no tiers and a 7-day window, for tests.
+#[cfg(test)]
+pub(crate) fn sample_campaign(starts_at: DateTime<Utc>) -> CampaignRules {
+    CampaignRules {
+        id: CampaignId(7),
+        is_default: true,
+        starts_at,
+        ends_at: None,
+        revoke_window_days: 7,
+        revoke_rewards: false,
+        welcome_text: String::new(),
+        credit_text: String::new(),
+        reward_text: String::new(),
+        template_id: None,
+        tiers: Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,19 +254,7 @@ mod tests {
     }
 
     fn campaign() -> CampaignRules {
-        CampaignRules {
-            id: CampaignId(7),
-            is_default: true,
-            starts_at: t(0),
-            ends_at: None,
-            revoke_window_days: 7,
-            revoke_rewards: false,
-            welcome_text: String::new(),
-            credit_text: String::new(),
-            reward_text: String::new(),
-            template_id: None,
-            tiers: Vec::new(),
-        }
+        sample_campaign(t(0))
     }
 
     #[test]
