@@ -169,3 +169,68 @@ async fn concurrent_credits_and_revocations_on_two_instances_keep_the_leaderboar
         .collect();
     assert_eq!(board(&b).await, expected_board);
 }
+
+/// `fission rebuild-stats` repairs rows that drifted from the ledger and says which.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebuild_stats_repairs_drifted_rows_and_reports_them() {
+    let wechat = FakeWechat::start(100_000, None).await;
+    let deployment = Deployment::new(&wechat);
+    let app = TestApp::spawn(&deployment).await;
+    let campaign: i64 = sqlx::query_scalar("SELECT id FROM campaigns WHERE is_default")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let now = Utc::now().timestamp();
+    let inviters: Vec<String> = (0..3).map(|i| openid("drift", i)).collect();
+    for (n, inviter) in inviters.iter().enumerate() {
+        let scene = app.issue_code(inviter).await["scene_id"].as_i64().unwrap();
+        for f in 0..=n {
+            let friend = openid(&format!("driftf{n}x"), f);
+            assert_eq!(app.subscribe(&friend, Some(scene), now).await.status(), 200);
+        }
+    }
+    let healthy = live_stats(&app, campaign).await;
+    assert_eq!(healthy, ledger_stats(&app, campaign).await);
+
+    // Drift: one count too high, one row lost.
+    sqlx::query("UPDATE inviter_stats SET invites = invites + 5 WHERE openid = $1")
+        .bind(&inviters[0])
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM inviter_stats WHERE openid = $1")
+        .bind(&inviters[2])
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_fission"))
+        .envs(deployment.env.iter())
+        .args(["rebuild-stats", "--campaign", &campaign.to_string()])
+        .output()
+        .expect("run fission rebuild-stats");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains(&format!("{}: 6 ", inviters[0])), "{stdout}");
+    assert!(
+        stdout.contains(&format!("{}: 0 -> 3 ", inviters[2])),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("2 leaderboard row(s) corrected"),
+        "{stdout}"
+    );
+    assert_eq!(live_stats(&app, campaign).await, healthy);
+
+    // Run again: nothing left to correct.
+    let again = std::process::Command::new(env!("CARGO_BIN_EXE_fission"))
+        .envs(deployment.env.iter())
+        .arg("rebuild-stats")
+        .output()
+        .expect("run fission rebuild-stats");
+    assert!(String::from_utf8_lossy(&again.stdout).contains("0 leaderboard row(s) corrected"));
+}
