@@ -66,10 +66,6 @@ enum AdminCommand {
     AddUser {
         #[arg(long)]
         username: String,
-        /// Read the password from standard input (the only way it is read; accepted for scripts
-        /// that spell it out).
-        #[arg(long)]
-        password_stdin: bool,
     },
 }
 
@@ -166,7 +162,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
             );
         }
         Command::Admin {
-            command: AdminCommand::AddUser { username, .. },
+            command: AdminCommand::AddUser { username },
         } => {
             let mut line = String::new();
             std::io::stdin().read_line(&mut line)?;

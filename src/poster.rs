@@ -1,8 +1,8 @@
 //! Poster composition: a campaign background with the follower's QR code, round avatar and
 //! nickname drawn at the campaign's layout positions, encoded as a JPEG small enough to send
-//! through WeChat. Everything here is pure (bytes in, bytes out) so the admin dashboard can
-//! preview a layout with the same code; `personal` finds a follower's inputs and keeps the
-//! result in storage, `delivery` sends it through WeChat.
+//! through WeChat. The rendering in this file does no I/O (bytes in, bytes out), so the admin
+//! dashboard previews a layout with the same code; the submodules do the I/O: `personal` finds
+//! a follower's inputs and keeps the result in storage, `delivery` sends it through WeChat.
 
 pub mod delivery;
 pub mod personal;

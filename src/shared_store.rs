@@ -53,10 +53,6 @@ impl SharedStore {
         SharedStore::Memory(Arc::new(Mutex::new(HashMap::new())))
     }
 
-    pub fn is_shared(&self) -> bool {
-        matches!(self, SharedStore::Redis { .. })
-    }
-
     pub async fn get(&self, key: &str) -> anyhow::Result<Option<String>> {
         match self {
             SharedStore::Redis { conn, prefix } => {

@@ -171,11 +171,49 @@ pub async fn stock(pool: &PgPool, tier_id: i64) -> sqlx::Result<i64> {
     .await
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+/// Where a reward grant stands (the `reward_grants.status` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantStatus {
+    Granted,
+    /// The tier's code pool was empty: operators follow up by hand.
+    OutOfStock,
+    /// Taken back (the campaign revokes rewards when friends leave in the window).
+    Revoked,
+}
+
+impl GrantStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantStatus::Granted => "granted",
+            GrantStatus::OutOfStock => "out_of_stock",
+            GrantStatus::Revoked => "revoked",
+        }
+    }
+
+    pub fn is_granted(&self) -> bool {
+        *self == GrantStatus::Granted
+    }
+}
+
+impl TryFrom<String> for GrantStatus {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, String> {
+        match value.as_str() {
+            "granted" => Ok(GrantStatus::Granted),
+            "out_of_stock" => Ok(GrantStatus::OutOfStock),
+            "revoked" => Ok(GrantStatus::Revoked),
+            _ => Err(format!("unknown grant status {value:?}")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Grant {
     pub id: i64,
     pub tier_id: i64,
-    pub status: String,
+    pub status: GrantStatus,
     pub code: Option<String>,
 }
 
@@ -197,7 +235,7 @@ pub async fn grant(tx: &mut Tx<'_>, tier: &Tier, openid: &str) -> sqlx::Result<O
         return Ok(Some(Grant {
             id,
             tier_id: tier.id,
-            status: "granted".into(),
+            status: GrantStatus::Granted,
             code: None,
         }));
     }
@@ -212,20 +250,20 @@ pub async fn grant(tx: &mut Tx<'_>, tier: &Tier, openid: &str) -> sqlx::Result<O
     .fetch_optional(&mut **tx)
     .await?;
     let status = if code.is_some() {
-        "granted"
+        GrantStatus::Granted
     } else {
-        "out_of_stock"
+        GrantStatus::OutOfStock
     };
     sqlx::query("UPDATE reward_grants SET code = $2, status = $3 WHERE id = $1")
         .bind(id)
         .bind(&code)
-        .bind(status)
+        .bind(status.as_str())
         .execute(&mut **tx)
         .await?;
     Ok(Some(Grant {
         id,
         tier_id: tier.id,
-        status: status.into(),
+        status,
         code,
     }))
 }
@@ -234,7 +272,8 @@ pub async fn grant(tx: &mut Tx<'_>, tier: &Tier, openid: &str) -> sqlx::Result<O
 pub struct GrantView {
     pub tier_name: String,
     pub threshold: i32,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: GrantStatus,
     pub code: Option<String>,
     pub granted_at: DateTime<Utc>,
 }

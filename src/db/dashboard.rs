@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use futures_util::stream::BoxStream;
 use sqlx::PgPool;
 
+use super::campaigns::GrantStatus;
 use super::referrals::LeaderRow;
 
 /// A search box's text as an `ILIKE` pattern matching it anywhere, wildcards taken literally.
@@ -206,7 +207,8 @@ pub struct RewardLine {
     pub campaign_name: String,
     pub tier_name: String,
     pub threshold: i32,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: GrantStatus,
     pub code: Option<String>,
     pub granted_at: DateTime<Utc>,
 }

@@ -8,18 +8,33 @@ use sqlx::PgPool;
 
 use super::Tx;
 
-pub async fn enqueue(tx: &mut Tx<'_>, kind: &str, payload: &Value) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO outbox (kind, payload) VALUES ($1, $2)")
-        .bind(kind)
-        .bind(payload)
-        .execute(&mut **tx)
-        .await
-        .map(drop)
+/// What an outbox job does (the `outbox.kind` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    /// A text for a follower (customer-service message, or a template message when the
+    /// follower is outside the 48-hour window): payload `MessageJob`.
+    Message,
+    /// The follower's poster as an image message: payload `poster::delivery::PosterJob`.
+    Poster,
 }
 
-/// Outbox job kind: a text for a follower (customer-service message, or a template message
-/// when the follower is outside the 48-hour window).
-pub const JOB_MESSAGE: &str = "message";
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Message => "message",
+            JobKind::Poster => "poster",
+        }
+    }
+
+    /// `None` for a kind this version does not know (the worker parks such a job as failed).
+    pub fn parse(kind: &str) -> Option<JobKind> {
+        match kind {
+            "message" => Some(JobKind::Message),
+            "poster" => Some(JobKind::Poster),
+            _ => None,
+        }
+    }
+}
 
 /// The payload of a `message` job: written by the push path, read by the worker.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -40,7 +55,7 @@ pub async fn enqueue_messages(tx: &mut Tx<'_>, messages: &[MessageJob]) -> sqlx:
         .collect::<Result<Vec<Value>, _>>()
         .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     sqlx::query("INSERT INTO outbox (kind, payload) SELECT $1, unnest($2::jsonb[])")
-        .bind(JOB_MESSAGE)
+        .bind(JobKind::Message.as_str())
         .bind(payloads)
         .execute(&mut **tx)
         .await
@@ -51,7 +66,7 @@ pub async fn enqueue_messages(tx: &mut Tx<'_>, messages: &[MessageJob]) -> sqlx:
 /// (with `mark_sent`) if it manages the work itself in time. Returns the job's id.
 pub async fn enqueue_after(
     tx: &mut Tx<'_>,
-    kind: &str,
+    kind: JobKind,
     payload: &Value,
     delay_secs: i64,
 ) -> sqlx::Result<i64> {
@@ -59,7 +74,7 @@ pub async fn enqueue_after(
         "INSERT INTO outbox (kind, payload, run_after) VALUES ($1, $2, now() + make_interval(secs => $3))
          RETURNING id",
     )
-    .bind(kind)
+    .bind(kind.as_str())
     .bind(payload)
     .bind(delay_secs as f64)
     .fetch_one(&mut **tx)

@@ -3,6 +3,7 @@
 
 mod ids;
 mod scene;
+pub mod time;
 
 pub use ids::{CampaignId, OpenId};
 pub use scene::{ExpireSeconds, PermanentSceneId, Scene, SceneStr, TemporarySceneId};

@@ -1,5 +1,7 @@
-//! Background work: the outbox worker (messages to followers) and the renewal of temporary
-//! invite codes. Both stop when the shutdown signal flips, after finishing the job in hand.
+//! Background work: the outbox worker (messages and posters to followers), the renewal of
+//! temporary invite codes, and the flush of WeChat call counters to the shared tally
+//! (`wechat_calls`, run by every instance). Each stops when the shutdown signal flips, after
+//! finishing the job in hand.
 
 pub mod outbox;
 pub mod wechat_calls;

@@ -12,7 +12,7 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use crate::db;
-use crate::db::outbox::{Job, MessageJob, JOB_MESSAGE};
+use crate::db::outbox::{Job, JobKind, MessageJob};
 use crate::poster::delivery::PosterJob;
 use crate::referral::codes::IssueError;
 use crate::state::AppState;
@@ -70,18 +70,19 @@ async fn send_round(state: &AppState, jobs: Vec<Job>) {
 }
 
 async fn process(state: &AppState, job: Job) {
-    let result = match job.kind.as_str() {
-        JOB_MESSAGE => match serde_json::from_value::<MessageJob>(job.payload.clone()) {
+    let result = match JobKind::parse(&job.kind) {
+        Some(JobKind::Message) => match serde_json::from_value::<MessageJob>(job.payload.clone()) {
             Ok(message) => send_message(state, &message).await,
             Err(e) => Err(Failure::Permanent(format!("unreadable payload: {e}"))),
         },
-        crate::poster::delivery::JOB_POSTER => {
-            match serde_json::from_value::<PosterJob>(job.payload.clone()) {
-                Ok(poster) => send_poster(state, &poster).await,
-                Err(e) => Err(Failure::Permanent(format!("unreadable payload: {e}"))),
-            }
-        }
-        other => Err(Failure::Permanent(format!("unknown job kind {other:?}"))),
+        Some(JobKind::Poster) => match serde_json::from_value::<PosterJob>(job.payload.clone()) {
+            Ok(poster) => send_poster(state, &poster).await,
+            Err(e) => Err(Failure::Permanent(format!("unreadable payload: {e}"))),
+        },
+        None => Err(Failure::Permanent(format!(
+            "unknown job kind {:?}",
+            job.kind
+        ))),
     };
     let outcome = match result {
         Ok(()) => db::outbox::mark_sent(&state.pool, job.id)

@@ -19,8 +19,6 @@ use crate::referral::codes::IssueError;
 use crate::services::Services;
 use crate::wechat::message::PushKind;
 
-/// Outbox job: send the follower's poster as a customer-service image message.
-pub const JOB_POSTER: &str = "poster";
 pub const GENERATING_TEXT: &str = "海报生成中，请稍候";
 /// How long the callback waits for the poster before answering with text instead.
 const REPLY_BUDGET: Duration = Duration::from_secs(3);

@@ -13,7 +13,8 @@ use super::campaigns::CampaignCache;
 use super::incoming::{Incoming, Kind};
 use super::outcome::Outcome;
 use super::plan::{self, Known, PlannedCredit};
-use crate::db::outbox::MessageJob;
+use crate::db::campaigns::GrantStatus;
+use crate::db::outbox::{JobKind, MessageJob};
 use crate::db::{self, Tx};
 use crate::domain::{CampaignId, OpenId, Scene};
 use crate::poster::delivery::{self, PosterJob};
@@ -185,14 +186,9 @@ async fn write(
             openid: pushes[i].openid.to_string(),
         })?;
         poster_jobs[i] = Some(
-            db::outbox::enqueue_after(
-                tx,
-                delivery::JOB_POSTER,
-                &job,
-                delivery::FALLBACK_DELAY_SECS,
-            )
-            .await
-            .context("queueing the poster")?,
+            db::outbox::enqueue_after(tx, JobKind::Poster, &job, delivery::FALLBACK_DELAY_SECS)
+                .await
+                .context("queueing the poster")?,
         );
     }
 
@@ -517,9 +513,11 @@ async fn tell_inviters(
             else {
                 continue;
             };
-            let code_line = match (&grant.code, grant.status.as_str()) {
+            let code_line = match (&grant.code, grant.status) {
                 (Some(code), _) => format!("兑换码：{code}"),
-                (None, "out_of_stock") => "奖励码已发完，工作人员会尽快与你联系。".to_string(),
+                (None, GrantStatus::OutOfStock) => {
+                    "奖励码已发完，工作人员会尽快与你联系。".to_string()
+                }
                 _ => String::new(),
             };
             messages.push(message(

@@ -7,7 +7,10 @@ use actix_session::Session;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
-use chrono::{DateTime, FixedOffset, Offset as _, Utc};
+use chrono::{DateTime, Utc};
+
+use crate::db::campaigns::GrantStatus;
+use crate::domain::time::china;
 use rand::distributions::{Alphanumeric, DistString};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
@@ -406,11 +409,10 @@ impl From<Progress> for CampaignView {
                 .map(|g| RewardView {
                     name: g.tier_name,
                     threshold: g.threshold,
-                    status: match g.status.as_str() {
-                        "granted" => "已获得",
-                        "out_of_stock" => "奖品已发完，工作人员会联系你",
-                        "revoked" => "已收回（好友取消了关注）",
-                        _ => "处理中",
+                    status: match g.status {
+                        GrantStatus::Granted => "已获得",
+                        GrantStatus::OutOfStock => "奖品已发完，工作人员会联系你",
+                        GrantStatus::Revoked => "已收回（好友取消了关注）",
                     },
                     code: g.code,
                 })
@@ -426,11 +428,6 @@ impl From<Progress> for CampaignView {
                 .collect(),
         }
     }
-}
-
-/// China time, as the followers read it.
-fn china() -> FixedOffset {
-    FixedOffset::east_opt(8 * 3600).unwrap_or(Utc.fix())
 }
 
 fn china_time(t: DateTime<Utc>) -> String {

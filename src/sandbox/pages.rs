@@ -6,7 +6,7 @@
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
-use chrono::{DateTime, FixedOffset, Offset as _};
+use chrono::DateTime;
 use serde::Deserialize;
 
 use super::push::{xml_fields, PushOutcome, SimError};
@@ -61,9 +61,12 @@ pub(super) fn see_other(location: String) -> HttpResponse {
 
 /// China time, as the people using these pages read it.
 pub(super) fn local_time(unix: i64) -> String {
-    let tz = FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| chrono::Utc.fix());
     DateTime::from_timestamp(unix, 0)
-        .map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string())
+        .map(|t| {
+            t.with_timezone(&crate::domain::time::china())
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
         .unwrap_or_default()
 }
 

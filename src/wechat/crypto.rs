@@ -16,6 +16,8 @@ use rand::RngCore;
 use sha1::{Digest, Sha1};
 use subtle::ConstantTimeEq;
 
+use super::message::push_cdata;
+
 /// WeChat pads to 32-byte blocks (its reference PKCS7Encoder), not to the AES block size.
 const PAD_BLOCK: usize = 32;
 const AES_BLOCK: usize = 16;
@@ -111,10 +113,6 @@ impl MessageCrypto {
             token: token.to_owned(),
             appid: appid.to_owned(),
         })
-    }
-
-    pub fn appid(&self) -> &str {
-        &self.appid
     }
 
     /// Opens a safe-mode `Encrypt` value and returns the inner XML.
@@ -247,12 +245,6 @@ fn unpad(plain: &[u8]) -> Result<&[u8], CryptoError> {
 
 /// Appends `text` as CDATA, splitting any "]]>" across two sections so it cannot end the
 /// section early.
-fn push_cdata(out: &mut String, text: &str) {
-    out.push_str("<![CDATA[");
-    out.push_str(&text.replace("]]>", "]]]]><![CDATA[>"));
-    out.push_str("]]>");
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

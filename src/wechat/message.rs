@@ -312,7 +312,8 @@ pub fn parse_encrypted_envelope(xml: &[u8]) -> Result<String, ParseError> {
 
 /// Appends `text` as CDATA; a "]]>" inside is split across two sections so it cannot close
 /// the section early.
-fn push_cdata(out: &mut String, text: &str) {
+/// Text inside CDATA; a `]]>` in it is split across two sections so it cannot end the first.
+pub(super) fn push_cdata(out: &mut String, text: &str) {
     out.push_str("<![CDATA[");
     out.push_str(&text.replace("]]>", "]]]]><![CDATA[>"));
     out.push_str("]]>");

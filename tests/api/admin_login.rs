@@ -117,13 +117,7 @@ async fn add_user_reads_the_password_from_stdin() {
     let deployment = Deployment::new(&wechat);
     let app = TestApp::spawn(&deployment).await;
     let mut child = Command::new(env!("CARGO_BIN_EXE_fission"))
-        .args([
-            "admin",
-            "add-user",
-            "--username",
-            "ops.lead",
-            "--password-stdin",
-        ])
+        .args(["admin", "add-user", "--username", "ops.lead"])
         .envs(deployment.env.iter())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

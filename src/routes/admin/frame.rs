@@ -7,11 +7,13 @@ use std::future::{ready, Ready};
 use actix_session::SessionExt;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
-use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, Offset, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 
 use super::csrf;
 use super::i18n::{Lang, Msg};
 use super::session::SignedIn;
+use crate::db::campaigns::GrantStatus;
+use crate::domain::time::china;
 use crate::error::AppError;
 
 pub struct Frame {
@@ -58,10 +60,6 @@ impl FromRequest for Frame {
     }
 }
 
-fn china() -> FixedOffset {
-    FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| Utc.fix())
-}
-
 /// Anything that is an instant (templates hand over references of references).
 pub trait Moment {
     fn instant(&self) -> DateTime<Utc>;
@@ -102,11 +100,11 @@ pub fn cn_today() -> DateTime<Utc> {
 }
 
 /// The message key of a reward grant's status.
-pub fn grant_status_key(status: impl AsRef<str>) -> &'static str {
-    match status.as_ref() {
-        "granted" => "grant.granted",
-        "out_of_stock" => "grant.out_of_stock",
-        _ => "grant.revoked",
+pub fn grant_status_key(status: &GrantStatus) -> &'static str {
+    match status {
+        GrantStatus::Granted => "grant.granted",
+        GrantStatus::OutOfStock => "grant.out_of_stock",
+        GrantStatus::Revoked => "grant.revoked",
     }
 }
 
