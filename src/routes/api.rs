@@ -63,18 +63,6 @@ pub struct LeaderboardQuery {
     offset: Option<i64>,
 }
 
-/// The campaign a request names, or the one running now.
-async fn campaign_or_active(
-    state: &AppState,
-    id: Option<i64>,
-) -> Result<db::campaigns::Campaign, AppError> {
-    let found = match id {
-        Some(id) => db::campaigns::get(&state.pool, id).await?,
-        None => db::campaigns::active_at(&state.pool, Utc::now()).await?,
-    };
-    found.ok_or_else(|| AppError::NotFound("no such campaign".into()))
-}
-
 async fn leaderboard(
     state: web::Data<AppState>,
     q: web::Query<LeaderboardQuery>,
@@ -86,7 +74,7 @@ async fn leaderboard(
         ));
     }
     let offset = q.offset.unwrap_or(0).max(0);
-    let campaign = campaign_or_active(&state, q.campaign).await?;
+    let campaign = super::campaign_or_active(&state.pool, q.campaign).await?;
     let rows = db::referrals::leaderboard(&state.pool, campaign.id, limit, offset).await?;
     Ok(HttpResponse::Ok().json(rows))
 }

@@ -1,16 +1,21 @@
-//! Thin HTTP handlers: parse the request into domain values, call `referral` / `wechat`,
+//! Thin HTTP handlers: parse the request into domain values, call `push` / `referral` / `wechat`,
 //! shape the answer. The route table is `configure`.
 
 pub mod admin;
 pub mod api;
 pub mod callback;
-pub mod export;
 pub mod health;
 pub mod invite;
 pub mod layout;
 pub mod media;
 
 use actix_web::web;
+use chrono::Utc;
+use sqlx::PgPool;
+
+use crate::db;
+use crate::db::campaigns::Campaign;
+use crate::error::AppError;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
@@ -29,4 +34,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .wrap(actix_web::middleware::from_fn(api::require_bearer))
                 .configure(api::configure),
         );
+}
+
+/// The campaign a request names (`?campaign=ID`), or the one running now when it names none;
+/// 404 when there is no such campaign.
+pub(crate) async fn campaign_or_active(
+    pool: &PgPool,
+    id: Option<i64>,
+) -> Result<Campaign, AppError> {
+    let found = match id {
+        Some(id) => db::campaigns::get(pool, id).await?,
+        None => db::campaigns::active_at(pool, Utc::now()).await?,
+    };
+    found.ok_or_else(|| AppError::NotFound("no such campaign".into()))
 }

@@ -61,10 +61,16 @@ pub async fn selected_campaign(
 ) -> Result<Option<i64>, AppError> {
     match raw.map(str::trim) {
         Some("all") => Ok(None),
-        Some(id) if !id.is_empty() => id
-            .parse::<i64>()
-            .map(Some)
-            .map_err(|_| AppError::BadRequest("campaign must be an id or \"all\"".into())),
+        Some(id) if !id.is_empty() => {
+            let id = id
+                .parse::<i64>()
+                .map_err(|_| AppError::BadRequest("campaign must be an id or \"all\"".into()))?;
+            Ok(Some(
+                crate::routes::campaign_or_active(&state.pool, Some(id))
+                    .await?
+                    .id,
+            ))
+        }
         _ => Ok(db::campaigns::active_at(&state.pool, Utc::now())
             .await?
             .map(|c| c.id)),

@@ -7,6 +7,7 @@ mod campaigns;
 mod channels;
 mod charts;
 mod csrf;
+mod export;
 mod frame;
 mod health;
 mod home;
@@ -25,7 +26,6 @@ use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, HttpMessage, HttpResponse};
 
 use crate::error::AppError;
-use crate::routes::export;
 use crate::state::AppState;
 
 pub use frame::{cn_time, grant_status_key, Frame};

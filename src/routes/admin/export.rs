@@ -92,7 +92,7 @@ pub async fn leaderboard_csv(
     state: web::Data<AppState>,
     q: web::Query<BoardQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let campaign = super::admin::selected_campaign(&state, q.campaign.as_deref()).await?;
+    let campaign = super::selected_campaign(&state, q.campaign.as_deref()).await?;
     Ok(csv_response(
         state.pool.clone(),
         "leaderboard.csv",
