@@ -399,3 +399,55 @@ async fn chart_data_splits_follows_by_source() {
     // Three credits by the one follower holding an invite code.
     assert_eq!(data["k_factor"].as_array().unwrap().last().unwrap(), 3.0);
 }
+
+/// A dashboard error is a page in the operator's language for a browser, JSON for a script.
+#[tokio::test]
+async fn errors_are_pages_for_browsers_and_json_for_scripts() {
+    let (_app, _wechat, operator) = signed_in().await;
+    let cookie = operator.cookie.clone().expect("signed in");
+    let url = format!("{}/admin/campaigns/999999", operator.base);
+    let page = operator
+        .http
+        .get(&url)
+        .header("cookie", &cookie)
+        .header("accept", "text/html,application/xhtml+xml")
+        .header("accept-language", "en-US,en;q=0.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 404);
+    assert!(page.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Something went wrong"), "{html}");
+    assert!(html.contains("no such campaign"), "{html}");
+    assert!(html.contains("href=\"/admin\""), "{html}");
+
+    let zh = operator
+        .http
+        .get(&url)
+        .header("cookie", &cookie)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(zh.contains("出错了"), "{zh}");
+
+    let json: Value = operator
+        .http
+        .get(&url)
+        .header("cookie", &cookie)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(json["error"], "no such campaign");
+}

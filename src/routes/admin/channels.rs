@@ -11,9 +11,11 @@ use crate::db;
 use crate::db::codes::ChannelRow;
 use crate::error::AppError;
 use crate::referral::channels::{self, ChannelError};
+use crate::referral::codes::IssueError;
 use crate::routes::layout::{render, Layout};
 use crate::state::AppState;
 use crate::wechat::qrcode::render_png_at;
+use crate::wechat::WechatError;
 
 /// Print size: 1200 px is 10 cm at 300 dpi.
 const PRINT_PX: u32 = 1200;
@@ -71,8 +73,19 @@ pub async fn create(
         Err(ChannelError::NameTaken(_)) => f.t("channels.taken").to_string(),
         Err(ChannelError::BadName) => f.t("channels.bad_name").to_string(),
         Err(ChannelError::Issue(e)) => {
-            tracing::warn!(error = %e, "could not issue a channel code");
-            format!("{}: {e}", f.t("channels.issue_failed"))
+            tracing::warn!(error = ?e, "could not issue a channel code");
+            match e {
+                // WeChat's own answer (a quota, a misconfigured account) is the operator's to act on.
+                IssueError::Wechat(w @ (WechatError::Api { .. } | WechatError::Config { .. })) => {
+                    format!("{}: {w}", f.t("channels.issue_failed"))
+                }
+                // Anything else is ours: logged above, not shown.
+                _ => format!(
+                    "{}. {}",
+                    f.t("channels.issue_failed"),
+                    f.t("error.internal")
+                ),
+            }
         }
     };
     show(&state, f, name, Some(message)).await

@@ -7,6 +7,7 @@ mod campaigns;
 mod channels;
 mod charts;
 mod csrf;
+mod errors;
 mod export;
 mod frame;
 mod health;
@@ -98,6 +99,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/admin")
             .wrap(from_fn(guard))
+            .wrap(from_fn(errors::html_errors))
             .app_data(web::FormConfig::default().limit(csrf::FORM_LIMIT))
             .configure(register),
     );
