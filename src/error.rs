@@ -95,11 +95,11 @@ impl From<crate::wechat::WechatError> for AppError {
     }
 }
 
-impl From<crate::referral::codes::IssueError> for AppError {
-    fn from(e: crate::referral::codes::IssueError) -> Self {
+impl From<crate::services::ServiceError> for AppError {
+    fn from(e: crate::services::ServiceError) -> Self {
         match e {
-            crate::referral::codes::IssueError::Wechat(w) => w.into(),
-            crate::referral::codes::IssueError::Other(o) => AppError::Internal(o),
+            crate::services::ServiceError::Wechat(w) => w.into(),
+            crate::services::ServiceError::Other(o) => AppError::Internal(o),
         }
     }
 }

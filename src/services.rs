@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 use crate::config::Settings;
 use crate::shared_store::SharedStore;
 use crate::storage::Storage;
-use crate::wechat::WechatClient;
+use crate::wechat::{WechatClient, WechatError};
 
 #[derive(Clone)]
 pub struct Services {
@@ -29,5 +29,21 @@ pub struct Services {
 impl Services {
     pub fn media_url(&self, key: &str) -> String {
         format!("{}/media/{key}", self.public_url)
+    }
+}
+
+/// Why work that goes through the services failed: WeChat's answer (which callers may show or
+/// act on: a quota, an invalid openid), or anything else (logged, never shown).
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Wechat(#[from] WechatError),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for ServiceError {
+    fn from(e: sqlx::Error) -> Self {
+        ServiceError::Other(e.into())
     }
 }

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use crate::db;
 use crate::db::outbox::{Job, JobKind, MessageJob};
 use crate::poster::delivery::PosterJob;
-use crate::referral::codes::IssueError;
+use crate::services::ServiceError;
 use crate::state::AppState;
 use crate::wechat::WechatError;
 
@@ -147,8 +147,8 @@ async fn send_poster(state: &AppState, job: &PosterJob) -> Result<(), Failure> {
     crate::poster::delivery::send(state, job)
         .await
         .map_err(|e| match e {
-            IssueError::Wechat(e) => classify(e),
-            IssueError::Other(e) => Failure::Retry(format!("{e:#}")),
+            ServiceError::Wechat(e) => classify(e),
+            ServiceError::Other(e) => Failure::Retry(format!("{e:#}")),
         })
 }
 

@@ -15,7 +15,7 @@ use super::personal;
 use crate::config::Settings;
 use crate::db;
 use crate::domain::OpenId;
-use crate::referral::codes::IssueError;
+use crate::services::ServiceError;
 use crate::services::Services;
 use crate::wechat::message::PushKind;
 
@@ -49,7 +49,7 @@ pub fn asks_for_poster(settings: &Settings, kind: &PushKind<'_>) -> bool {
 
 /// A media_id for the follower's current poster: reused while fresh, else uploaded (once, even
 /// when asked for concurrently on several instances).
-pub async fn media_id(state: &Services, openid: &OpenId) -> Result<String, IssueError> {
+pub async fn media_id(state: &Services, openid: &OpenId) -> Result<String, ServiceError> {
     let poster = personal::for_follower(state, openid).await?;
     let since = Utc::now() - media_reuse();
     if let Some(id) = db::media::uploaded_since(&state.pool, &poster.key, since).await? {
@@ -126,7 +126,7 @@ async fn bring_forward(state: &Services, job: i64) {
 }
 
 /// The outbox job: the poster as a customer-service image message.
-pub async fn send(state: &Services, job: &PosterJob) -> Result<(), IssueError> {
+pub async fn send(state: &Services, job: &PosterJob) -> Result<(), ServiceError> {
     let openid = OpenId::parse(&job.openid).map_err(|e| anyhow::anyhow!(e.0))?;
     let media_id = media_id(state, &openid).await?;
     state.wechat.send_image(openid.as_str(), &media_id).await?;

@@ -15,7 +15,8 @@ use tokio::sync::Semaphore;
 use super::{cached_font, default_background, render, PosterLayout, RENDER_VERSION};
 use crate::db;
 use crate::domain::OpenId;
-use crate::referral::codes::{self, IssueError};
+use crate::referral::codes;
+use crate::services::ServiceError;
 use crate::services::Services;
 use crate::wechat::qrcode::render_png;
 
@@ -37,7 +38,7 @@ pub struct Poster {
 
 /// The follower's poster: from storage when nothing changed, rendered (and stored) otherwise.
 #[tracing::instrument(skip_all, fields(openid = %openid))]
-pub async fn for_follower(state: &Services, openid: &OpenId) -> Result<Poster, IssueError> {
+pub async fn for_follower(state: &Services, openid: &OpenId) -> Result<Poster, ServiceError> {
     let code = codes::issue(state, openid).await?;
     let campaign = db::campaigns::active_at(&state.pool, Utc::now()).await?;
     let settings = match &campaign {

@@ -10,26 +10,11 @@ use serde_json::json;
 use crate::db::codes::{CodeRow, NewCode};
 use crate::db::{self, Tx};
 use crate::domain::{ExpireSeconds, OpenId, PermanentSceneId, SceneStr, TemporarySceneId};
-use crate::services::Services;
+use crate::services::{ServiceError, Services};
 use crate::wechat::qrcode::{render_png, PermanentScene, QrCodeRequest, TemporaryScene};
-use crate::wechat::WechatError;
 
 /// WeChat's answer when the account has no permanent codes left.
 const QUOTA_EXHAUSTED: i64 = 45029;
-
-#[derive(Debug, thiserror::Error)]
-pub enum IssueError {
-    #[error(transparent)]
-    Wechat(#[from] WechatError),
-    #[error(transparent)]
-    Other(#[from] anyhow::Error),
-}
-
-impl From<sqlx::Error> for IssueError {
-    fn from(e: sqlx::Error) -> Self {
-        IssueError::Other(e.into())
-    }
-}
 
 /// How long before expiry a temporary code is replaced.
 pub fn renew_margin(settings: &crate::config::Settings) -> Duration {
@@ -42,7 +27,7 @@ fn usable(code: &CodeRow, now: DateTime<Utc>, margin: Duration) -> bool {
 
 /// The follower's code: the existing one, or a new one (or a renewed temporary one).
 #[tracing::instrument(skip_all, fields(openid = %openid))]
-pub async fn issue(state: &Services, openid: &OpenId) -> Result<CodeRow, IssueError> {
+pub async fn issue(state: &Services, openid: &OpenId) -> Result<CodeRow, ServiceError> {
     let margin = renew_margin(&state.settings);
     if let Some(code) = db::codes::by_owner(&state.pool, openid.as_str()).await? {
         if usable(&code, Utc::now(), margin) {
@@ -73,7 +58,7 @@ pub async fn issue(state: &Services, openid: &OpenId) -> Result<CodeRow, IssueEr
 /// Renders and stores the code's QR image if it has none yet. Done after the code is committed,
 /// so the per-follower lock is held only for the WeChat call; two callers racing here store
 /// the same bytes under the same content key.
-pub async fn ensure_image(state: &Services, mut code: CodeRow) -> Result<CodeRow, IssueError> {
+pub async fn ensure_image(state: &Services, mut code: CodeRow) -> Result<CodeRow, ServiceError> {
     if code.image_key.is_none() {
         let png = render_png(&code.url)?;
         let key = state.storage.put("qr", "png", png).await?;
@@ -85,12 +70,12 @@ pub async fn ensure_image(state: &Services, mut code: CodeRow) -> Result<CodeRow
 
 /// A new code for a follower. Everything here runs on the transaction holding the owner lock:
 /// asking the pool for a second connection while holding it could starve the pool.
-async fn mint(state: &Services, tx: &mut Tx<'_>) -> Result<NewCode, IssueError> {
+async fn mint(state: &Services, tx: &mut Tx<'_>) -> Result<NewCode, ServiceError> {
     if let Some(slot) = take_permanent_slot(state, tx).await? {
         let scene = PermanentSceneId::new(slot).context("permanent slot out of range")?;
         let request = QrCodeRequest::Permanent(PermanentScene::Id(scene));
         match finish(state, &request, Some(slot)).await {
-            Err(IssueError::Wechat(e)) if e.errcode() == Some(QUOTA_EXHAUSTED) => {
+            Err(ServiceError::Wechat(e)) if e.errcode() == Some(QUOTA_EXHAUSTED) => {
                 tracing::warn!("WeChat reports the permanent QR quota exhausted; issuing temporary codes from now on");
                 set_quota_exhausted(tx).await?;
             }
@@ -101,7 +86,10 @@ async fn mint(state: &Services, tx: &mut Tx<'_>) -> Result<NewCode, IssueError> 
     temporary(state, scene).await
 }
 
-async fn take_permanent_slot(state: &Services, tx: &mut Tx<'_>) -> Result<Option<i64>, IssueError> {
+async fn take_permanent_slot(
+    state: &Services,
+    tx: &mut Tx<'_>,
+) -> Result<Option<i64>, ServiceError> {
     if quota_exhausted(tx).await? {
         return Ok(None);
     }
@@ -113,7 +101,7 @@ async fn take_permanent_slot(state: &Services, tx: &mut Tx<'_>) -> Result<Option
     Ok(Some(slot))
 }
 
-async fn quota_exhausted(tx: &mut Tx<'_>) -> Result<bool, IssueError> {
+async fn quota_exhausted(tx: &mut Tx<'_>) -> Result<bool, ServiceError> {
     Ok(
         db::state::get(&mut **tx, db::state::PERMANENT_QUOTA_EXHAUSTED)
             .await?
@@ -121,12 +109,12 @@ async fn quota_exhausted(tx: &mut Tx<'_>) -> Result<bool, IssueError> {
     )
 }
 
-async fn set_quota_exhausted(tx: &mut Tx<'_>) -> Result<(), IssueError> {
+async fn set_quota_exhausted(tx: &mut Tx<'_>) -> Result<(), ServiceError> {
     let since = json!({ "since": Utc::now() });
     Ok(db::state::set_once(&mut **tx, db::state::PERMANENT_QUOTA_EXHAUSTED, &since).await?)
 }
 
-async fn temporary(state: &Services, scene: i64) -> Result<NewCode, IssueError> {
+async fn temporary(state: &Services, scene: i64) -> Result<NewCode, ServiceError> {
     let scene = TemporarySceneId::new(scene).context("temporary scene out of range")?;
     let expire = ExpireSeconds::days(state.settings.temporary_code_days)
         .context("temporary code lifetime")?;
@@ -142,7 +130,7 @@ async fn finish(
     state: &Services,
     request: &QrCodeRequest,
     quota_slot: Option<i64>,
-) -> Result<NewCode, IssueError> {
+) -> Result<NewCode, ServiceError> {
     let issued_at = Utc::now();
     let ticket = state.wechat.create_qrcode(request).await?;
     let expires_at = match request {
@@ -181,7 +169,7 @@ pub async fn issue_channel_code(
     state: &Services,
     tx: &mut Tx<'_>,
     channel_id: i64,
-) -> Result<CodeRow, IssueError> {
+) -> Result<CodeRow, ServiceError> {
     let slot = take_permanent_slot(state, tx).await?.ok_or_else(|| {
         anyhow::anyhow!(
             "the permanent QR code quota is used up; channel codes need a permanent code"

@@ -5,13 +5,13 @@
 use anyhow::Context;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 
-use super::codes::IssueError;
 use super::rules;
 use crate::db;
 use crate::db::campaigns::{Campaign, GrantView};
 use crate::db::referrals::InviteeRow;
 use crate::db::users::Presence;
 use crate::domain::OpenId;
+use crate::services::ServiceError;
 use crate::services::Services;
 
 /// How many invited friends the page lists (the count above it covers all of them).
@@ -70,7 +70,7 @@ pub async fn of(state: &Services, openid: &OpenId) -> anyhow::Result<Option<Prog
 /// Does this person follow the account? Fission's record decides once it has seen a follow or
 /// unfollow; before that (a follower from before Fission, not imported) WeChat is asked once and
 /// the answer recorded, so the next visit does not ask again.
-pub async fn follows(state: &Services, openid: &OpenId) -> Result<bool, IssueError> {
+pub async fn follows(state: &Services, openid: &OpenId) -> Result<bool, ServiceError> {
     if let Some(user) = db::users::get(&state.pool, openid.as_str()).await? {
         if user.subscribed || user.state_at.is_some() {
             return Ok(user.subscribed);

@@ -11,8 +11,8 @@ use crate::db;
 use crate::db::codes::ChannelRow;
 use crate::error::AppError;
 use crate::referral::channels::{self, ChannelError};
-use crate::referral::codes::IssueError;
 use crate::routes::layout::{render, Layout};
+use crate::services::ServiceError;
 use crate::state::AppState;
 use crate::wechat::qrcode::render_png_at;
 use crate::wechat::WechatError;
@@ -76,7 +76,9 @@ pub async fn create(
             tracing::warn!(error = ?e, "could not issue a channel code");
             match e {
                 // WeChat's own answer (a quota, a misconfigured account) is the operator's to act on.
-                IssueError::Wechat(w @ (WechatError::Api { .. } | WechatError::Config { .. })) => {
+                ServiceError::Wechat(
+                    w @ (WechatError::Api { .. } | WechatError::Config { .. }),
+                ) => {
                     format!("{}: {w}", f.t("channels.issue_failed"))
                 }
                 // Anything else is ours: logged above, not shown.
