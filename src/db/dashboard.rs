@@ -8,6 +8,48 @@ use sqlx::PgPool;
 use super::campaigns::GrantStatus;
 use super::referrals::LeaderRow;
 
+/// Every inviter's standing credits and when they reached them, in one campaign or summed over
+/// all (`$1` NULL), from the materialised counts.
+macro_rules! standing_totals {
+    () => {
+        "SELECT openid, sum(invites)::int AS invites, max(reached_at) AS reached_at
+         FROM inviter_stats WHERE invites > 0 AND ($1::bigint IS NULL OR campaign_id = $1)
+         GROUP BY openid"
+    };
+}
+
+/// The board's order: most invites first, ties to whoever reached the count first.
+macro_rules! rank_order {
+    () => {
+        "row_number() OVER (ORDER BY invites DESC, reached_at ASC, openid ASC)"
+    };
+}
+
+/// Ranks a `totals` CTE (openid, invites, reached_at) and keeps the rows matching a search (an
+/// exact openid, or part of a nickname as an ILIKE pattern), one page of them; the arguments
+/// are the placeholders of the search text, the pattern, the limit and the offset.
+macro_rules! ranked_matches {
+    ($search:literal, $pattern:literal, $limit:literal, $offset:literal) => {
+        concat!(
+            ", ranked AS (SELECT ",
+            rank_order!(),
+            " AS rank, openid, invites FROM totals)
+             SELECT r.rank, r.openid, u.nickname, r.invites
+             FROM ranked r LEFT JOIN users u ON u.openid = r.openid
+             WHERE ",
+            $search,
+            " = '' OR r.openid = ",
+            $search,
+            " OR u.nickname ILIKE ",
+            $pattern,
+            " ORDER BY r.rank LIMIT ",
+            $limit,
+            " OFFSET ",
+            $offset
+        )
+    };
+}
+
 /// A search box's text as an `ILIKE` pattern matching it anywhere, wildcards taken literally.
 pub fn contains_pattern(term: &str) -> String {
     let escaped = term
@@ -26,19 +68,12 @@ pub async fn board(
     limit: i64,
     offset: i64,
 ) -> sqlx::Result<Vec<LeaderRow>> {
-    sqlx::query_as(
-        "WITH totals AS (
-             SELECT openid, sum(invites)::int AS invites, max(reached_at) AS reached_at
-             FROM inviter_stats WHERE invites > 0 AND ($1::bigint IS NULL OR campaign_id = $1)
-             GROUP BY openid),
-         ranked AS (
-             SELECT row_number() OVER (ORDER BY invites DESC, reached_at ASC, openid ASC) AS rank,
-                    openid, invites FROM totals)
-         SELECT r.rank, r.openid, u.nickname, r.invites
-         FROM ranked r LEFT JOIN users u ON u.openid = r.openid
-         WHERE $2 = '' OR r.openid = $2 OR u.nickname ILIKE $3
-         ORDER BY r.rank LIMIT $4 OFFSET $5",
-    )
+    sqlx::query_as(concat!(
+        "WITH totals AS (",
+        standing_totals!(),
+        ")",
+        ranked_matches!("$2", "$3", "$4", "$5")
+    ))
     .bind(campaign)
     .bind(search)
     .bind(contains_pattern(search))
@@ -96,22 +131,16 @@ pub async fn board_between(
     limit: i64,
     offset: i64,
 ) -> sqlx::Result<Vec<LeaderRow>> {
-    sqlx::query_as(
+    sqlx::query_as(concat!(
         "WITH totals AS (
              SELECT r.inviter_openid AS openid, count(*)::int AS invites, max(r.credited_at) AS reached_at
              FROM referrals r
              WHERE r.credited_at >= $2 AND r.credited_at < $3
                AND ($1::bigint IS NULL OR r.campaign_id = $1)
                AND NOT EXISTS (SELECT 1 FROM referral_revocations v WHERE v.referral_id = r.id)
-             GROUP BY r.inviter_openid),
-         ranked AS (
-             SELECT row_number() OVER (ORDER BY invites DESC, reached_at ASC, openid ASC) AS rank,
-                    openid, invites FROM totals)
-         SELECT r.rank, r.openid, u.nickname, r.invites
-         FROM ranked r LEFT JOIN users u ON u.openid = r.openid
-         WHERE $4 = '' OR r.openid = $4 OR u.nickname ILIKE $5
-         ORDER BY r.rank LIMIT $6 OFFSET $7",
-    )
+             GROUP BY r.inviter_openid)",
+        ranked_matches!("$4", "$5", "$6", "$7")
+    ))
     .bind(campaign)
     .bind(from)
     .bind(to)
@@ -138,16 +167,16 @@ pub fn board_stream(
     pool: &PgPool,
     campaign: Option<i64>,
 ) -> BoxStream<'_, sqlx::Result<BoardLine>> {
-    sqlx::query_as(
-        "WITH totals AS (
-             SELECT openid, sum(invites)::int AS invites, max(reached_at) AS reached_at
-             FROM inviter_stats WHERE invites > 0 AND ($1::bigint IS NULL OR campaign_id = $1)
-             GROUP BY openid)
-         SELECT row_number() OVER (ORDER BY t.invites DESC, t.reached_at ASC, t.openid ASC) AS rank,
-                t.openid, u.nickname, t.invites, t.reached_at
-         FROM totals t LEFT JOIN users u ON u.openid = t.openid
-         ORDER BY rank",
-    )
+    sqlx::query_as(concat!(
+        "WITH totals AS (",
+        standing_totals!(),
+        "), ranked AS (SELECT ",
+        rank_order!(),
+        " AS rank, openid, invites, reached_at FROM totals)
+         SELECT r.rank, r.openid, u.nickname, r.invites, r.reached_at
+         FROM ranked r LEFT JOIN users u ON u.openid = r.openid
+         ORDER BY r.rank"
+    ))
     .bind(campaign)
     .fetch(pool)
 }
