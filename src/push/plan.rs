@@ -201,15 +201,7 @@ fn owner_name(code: &Code) -> Option<String> {
 mod tests {
     use super::*;
     use crate::push::incoming::{EventFields, SceneKey};
-    use chrono::TimeZone;
-
-    fn t(secs: i64) -> DateTime<Utc> {
-        Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap()
-    }
-
-    fn id(s: &str) -> OpenId {
-        OpenId::parse(s).unwrap()
-    }
+    use crate::referral::rules::test_values::{campaign, id, t};
 
     fn push(openid: &str, at: i64, kind: Kind) -> Incoming {
         let event = match &kind {
@@ -239,10 +231,6 @@ mod tests {
                 scene: Some(Scene::Id(scene)),
             }),
         }
-    }
-
-    fn campaign() -> CampaignRules {
-        rules::sample_campaign(t(0))
     }
 
     struct World {

@@ -199,36 +199,43 @@ pub fn next_tier<'a>(
         .map(|(threshold, name)| (threshold - count, name))
 }
 
-/// A running default campaign with no tiers and a 7-day window, for tests.
+/// Values the rules' tests and the push planner's tests build on.
 #[cfg(test)]
-pub(crate) fn sample_campaign(starts_at: DateTime<Utc>) -> CampaignRules {
-    CampaignRules {
-        id: CampaignId(7),
-        is_default: true,
-        starts_at,
-        ends_at: None,
-        revoke_window_days: 7,
-        revoke_rewards: false,
-        welcome_text: String::new(),
-        credit_text: String::new(),
-        reward_text: String::new(),
-        template_id: None,
-        tiers: Vec::new(),
+pub(crate) mod test_values {
+    use super::*;
+    use chrono::TimeZone;
+
+    /// `secs` after a fixed instant.
+    pub fn t(secs: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap()
+    }
+
+    pub fn id(s: &str) -> OpenId {
+        OpenId::parse(s).unwrap()
+    }
+
+    /// A default campaign running from `t(0)`, no tiers, a 7-day window.
+    pub fn campaign() -> CampaignRules {
+        CampaignRules {
+            id: CampaignId(7),
+            is_default: true,
+            starts_at: t(0),
+            ends_at: None,
+            revoke_window_days: 7,
+            revoke_rewards: false,
+            welcome_text: String::new(),
+            credit_text: String::new(),
+            reward_text: String::new(),
+            template_id: None,
+            tiers: Vec::new(),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::test_values::{campaign, id, t};
     use super::*;
-    use chrono::TimeZone;
-
-    fn t(secs: i64) -> DateTime<Utc> {
-        Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap()
-    }
-
-    fn id(s: &str) -> OpenId {
-        OpenId::parse(s).unwrap()
-    }
 
     fn user(followed_since: Option<i64>, imported: bool) -> Follower {
         Follower {
@@ -251,10 +258,6 @@ mod tests {
             },
             expires_at: expires.map(t),
         }
-    }
-
-    fn campaign() -> CampaignRules {
-        sample_campaign(t(0))
     }
 
     #[test]
