@@ -32,12 +32,14 @@ const KEY_ENGINE: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
 );
 
-/// sha1 hex (lowercase) of the sorted concatenation of parts
+/// The signature WeChat puts on a request: the parts (token, timestamp, nonce, and in safe mode
+/// the ciphertext) sorted, concatenated and hashed with SHA-1, in lowercase hex.
 pub fn signature(parts: &[&str]) -> String {
     hex::encode(signature_digest(parts))
 }
 
-/// constant-time (subtle) comparison of `given` (hex, case-insensitive ok) with signature(parts)
+/// Does `given` (hex, either case) sign `parts`? Compared in constant time, so an attacker
+/// learns nothing from how long a wrong guess takes.
 pub fn verify_signature(given: &str, parts: &[&str]) -> bool {
     // Comparing decoded digests makes the check case-insensitive without a data-dependent
     // lowercase pass; a wrong length or non-hex input simply fails.
@@ -243,8 +245,6 @@ fn unpad(plain: &[u8]) -> Result<&[u8], CryptoError> {
     Ok(body)
 }
 
-/// Appends `text` as CDATA, splitting any "]]>" across two sections so it cannot end the
-/// section early.
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -109,10 +109,9 @@ impl Push {
         }
     }
 
-    /// dedupe key: for messages with MsgId "msg:{msg_id}"; else "ev:{from_user}:{create_time}:{event}:{event_key or ''}"
-    ///
-    /// WeChat retries an event with the same CreateTime and no MsgId, so these fields are
-    /// what identifies a retry.
+    /// What makes two deliveries the same push: a message's MsgId, or for an event its
+    /// sender, CreateTime, event and EventKey — WeChat retries an event with the same
+    /// CreateTime and no MsgId, so those fields are what identifies a retry.
     pub fn dedupe_key(&self) -> String {
         match self.msg_id {
             Some(id) => format!("msg:{id}"),
@@ -305,14 +304,14 @@ pub fn parse_push(xml: &[u8]) -> Result<Push, ParseError> {
     })
 }
 
-/// safe-mode envelope: returns the <Encrypt> text (ToUserName optional)
+/// The ciphertext of a safe-mode push (its `<Encrypt>` element; the rest of the envelope is
+/// not covered by the signature and is ignored).
 pub fn parse_encrypted_envelope(xml: &[u8]) -> Result<String, ParseError> {
     read_fields(xml)?.required("Encrypt")
 }
 
 /// Appends `text` as CDATA; a "]]>" inside is split across two sections so it cannot close
 /// the section early.
-/// Text inside CDATA; a `]]>` in it is split across two sections so it cannot end the first.
 pub(super) fn push_cdata(out: &mut String, text: &str) {
     out.push_str("<![CDATA[");
     out.push_str(&text.replace("]]>", "]]]]><![CDATA[>"));
@@ -348,7 +347,7 @@ fn push_header(out: &mut String, to_user: &str, from_user: &str, create_time: i6
     push_cdata_field(out, "MsgType", kind);
 }
 
-/// passive replies; CDATA-safe (a "]]>" inside content must be split across CDATA sections), create_time as number
+/// A passive text reply to the follower who pushed (To and From swapped from the push).
 pub fn text_reply(to_user: &str, from_user: &str, create_time: i64, content: &str) -> String {
     let mut out = String::with_capacity(200 + content.len());
     push_header(&mut out, to_user, from_user, create_time, "text");
@@ -366,7 +365,8 @@ pub fn image_reply(to_user: &str, from_user: &str, create_time: i64, media_id: &
     out
 }
 
-/// builds a push XML (used by the simulator, the `fission simulate` command and tests): same field order as WeChat
+/// A push as WeChat would send it, in WeChat's field order: what the simulator, `fission
+/// simulate` and the tests post to a callback.
 ///
 /// Events always carry an EventKey element (empty when there is none), as WeChat sends them.
 pub fn push_xml(push: &Push) -> String {
