@@ -12,7 +12,7 @@ use sqlx::PgPool;
 use super::campaigns::CampaignCache;
 use super::incoming::{Incoming, Kind};
 use super::outcome::Outcome;
-use super::plan::{self, Known, PlannedCredit};
+use super::plan::{self, Known, Plan, PlannedCredit};
 use crate::db::campaigns::GrantStatus;
 use crate::db::outbox::{JobKind, MessageJob};
 use crate::db::{self, Tx};
@@ -55,23 +55,7 @@ async fn write(
     cache: &CampaignCache,
     pushes: &[Incoming],
 ) -> anyhow::Result<Applied> {
-    // Holding every follower's row first makes the dedupe check below exact: a push is about
-    // its sender, so an equal push elsewhere is waiting for this row (or committed before it).
-    let concerned: Vec<&OpenId> = pushes
-        .iter()
-        .filter(|p| p.concerns_follower())
-        .map(|p| &p.openid)
-        .collect();
-    let followers: HashMap<OpenId, Follower> = if concerned.is_empty() {
-        HashMap::new()
-    } else {
-        db::users::lock_many(tx, &concerned)
-            .await
-            .context("locking the followers")?
-            .into_iter()
-            .filter_map(|row| Some((OpenId::parse(&row.openid).ok()?, follower(row))))
-            .collect()
-    };
+    let followers = lock_followers(tx, pushes).await?;
     let keys: Vec<&str> = pushes.iter().map(|p| p.dedupe_key.as_str()).collect();
     let (recorded, version) = db::events::recorded_among(tx, &keys)
         .await
@@ -93,7 +77,91 @@ async fn write(
         },
     );
     let mut outcomes = plan.outcomes.clone();
+    let events = record(tx, pushes, &plan).await?;
+    set_presence(tx, &plan).await?;
 
+    // The ledger: credits, then revocations (which may reverse credits of this same batch).
+    let (credited, refused) = credit(tx, &plan, &events).await?;
+    let revoked = revoke(tx, pushes, &plan.unsubscribes, &credited, &events).await?;
+    let mut corrections: Vec<(i64, &str)> = Vec::new();
+    for (pushes_of, outcome) in [
+        (refused, Outcome::AlreadyCredited),
+        (revoked.by_push.clone(), Outcome::Revoked),
+    ] {
+        for i in pushes_of {
+            outcomes[i] = outcome;
+            corrections.extend(events.of(i).map(|e| (e, outcome.as_str())));
+        }
+    }
+    db::events::set_outcomes(tx, &corrections)
+        .await
+        .context("correcting outcomes")?;
+    let poster_jobs = queue_posters(tx, pushes, &plan.posters).await?;
+
+    // The rows every batch shares — code counters, leaderboard rows — are taken last, so they
+    // are held for as little as possible: only the statements from here to the commit.
+    let counts = count(tx, &plan, &credited, &revoked, &campaigns).await?;
+    let messages = tell_inviters(tx, &campaigns, &credited, &counts).await?;
+    db::outbox::enqueue_messages(tx, &messages)
+        .await
+        .context("queueing messages")?;
+
+    let mut replies = vec![None; pushes.len()];
+    for (c, _) in &credited {
+        if let Some(rules) = campaign(&campaigns, c.campaign) {
+            let inviter = c.inviter_name.as_deref().unwrap_or("好友");
+            replies[c.push] = Some(fill(&rules.welcome_text, &[("inviter", inviter)]));
+        }
+    }
+    Ok(Applied {
+        outcomes,
+        replies,
+        poster_jobs,
+        queued: !messages.is_empty(),
+    })
+}
+
+/// Holds every follower the batch concerns, first: a push is about its sender, so an equal
+/// push elsewhere is waiting for this row (or committed before it), which makes the dedupe
+/// check after it exact.
+async fn lock_followers(
+    tx: &mut Tx<'_>,
+    pushes: &[Incoming],
+) -> anyhow::Result<HashMap<OpenId, Follower>> {
+    let concerned: Vec<&OpenId> = pushes
+        .iter()
+        .filter(|p| p.concerns_follower())
+        .map(|p| &p.openid)
+        .collect();
+    if concerned.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(db::users::lock_many(tx, &concerned)
+        .await
+        .context("locking the followers")?
+        .into_iter()
+        .filter_map(|row| Some((OpenId::parse(&row.openid).ok()?, follower(row))))
+        .collect())
+}
+
+/// The events rows the batch wrote, by push.
+struct EventIds<'a> {
+    by_key: HashMap<String, i64>,
+    pushes: &'a [Incoming],
+}
+
+impl EventIds<'_> {
+    fn of(&self, push: usize) -> Option<i64> {
+        self.by_key.get(&self.pushes[push].dedupe_key).copied()
+    }
+}
+
+/// Writes the batch's events with the outcomes decided for them.
+async fn record<'a>(
+    tx: &mut Tx<'_>,
+    pushes: &'a [Incoming],
+    plan: &Plan,
+) -> anyhow::Result<EventIds<'a>> {
     let events: Vec<db::events::NewEvent<'_>> = plan
         .record
         .iter()
@@ -107,7 +175,7 @@ async fn write(
                 event: p.fields.event.as_deref(),
                 event_key: p.fields.event_key.as_deref(),
                 ticket: p.fields.ticket.as_deref(),
-                outcome: outcomes[i].as_str(),
+                outcome: plan.outcomes[i].as_str(),
             }
         })
         .collect();
@@ -117,9 +185,13 @@ async fn write(
     if written.len() != events.len() {
         return Err(RecordedMeanwhile.into());
     }
-    let event_of_key: HashMap<String, i64> = written.into_iter().map(|(id, k)| (k, id)).collect();
-    let event_id = |i: usize| event_of_key.get(&pushes[i].dedupe_key).copied();
+    Ok(EventIds {
+        by_key: written.into_iter().map(|(id, k)| (k, id)).collect(),
+        pushes,
+    })
+}
 
+async fn set_presence(tx: &mut Tx<'_>, plan: &Plan) -> anyhow::Result<()> {
     let presence: Vec<db::users::PresenceState<'_>> = plan
         .followers
         .iter()
@@ -133,8 +205,16 @@ async fn write(
         .collect();
     db::users::set_presence(tx, &presence)
         .await
-        .context("recording the followers' presence")?;
-    // The ledger: credits, then revocations (which may reverse credits of this same batch).
+        .context("recording the followers' presence")
+}
+
+/// Writes the planned credits. Returns those written (with their referral id) and the pushes
+/// whose invitee the ledger already had in that campaign.
+async fn credit<'p>(
+    tx: &mut Tx<'_>,
+    plan: &'p Plan,
+    events: &EventIds<'_>,
+) -> anyhow::Result<(Vec<(&'p PlannedCredit, i64)>, Vec<usize>)> {
     let mut planned: Vec<&PlannedCredit> = plan.credits.iter().collect();
     planned.sort_by(|a, b| (a.campaign.0, &a.invitee).cmp(&(b.campaign.0, &b.invitee)));
     let mut new_credits = Vec::with_capacity(planned.len());
@@ -144,7 +224,9 @@ async fn write(
             invitee: &c.invitee,
             inviter: &c.inviter,
             scene: &c.scene,
-            event_id: event_id(c.push).context("a credit's event was not recorded")?,
+            event_id: events
+                .of(c.push)
+                .context("a credit's event was not recorded")?,
             at: c.at,
         });
     }
@@ -155,45 +237,48 @@ async fn write(
             .into_iter()
             .map(|(id, campaign, invitee)| ((campaign, invitee), id))
             .collect();
-    let mut corrections: Vec<(i64, &str)> = Vec::new();
-    let mut credited: Vec<(&PlannedCredit, i64)> = Vec::new();
+    let mut credited = Vec::new();
+    let mut refused = Vec::new();
     for c in planned {
         match referral_of.get(&(c.campaign, c.invitee.to_string())) {
             Some(id) => credited.push((c, *id)),
-            None => {
-                outcomes[c.push] = Outcome::AlreadyCredited;
-                corrections
-                    .extend(event_id(c.push).map(|e| (e, Outcome::AlreadyCredited.as_str())));
-            }
+            None => refused.push(c.push),
         }
     }
+    Ok((credited, refused))
+}
 
-    let revoked = revoke(tx, pushes, &plan.unsubscribes, &credited, &event_id).await?;
-    for &i in &revoked.by_push {
-        outcomes[i] = Outcome::Revoked;
-        corrections.extend(event_id(i).map(|e| (e, Outcome::Revoked.as_str())));
-    }
-
-    db::events::set_outcomes(tx, &corrections)
-        .await
-        .context("correcting outcomes")?;
-
-    let mut poster_jobs = vec![None; pushes.len()];
-    for &i in &plan.posters {
-        // Queued with the push, so the poster is sent even if this process dies before
-        // answering; the callback cancels it when its passive reply carries the poster.
+/// Queues each poster request's fallback job: sent even if this process dies before
+/// answering; the callback cancels it when its passive reply carries the poster.
+async fn queue_posters(
+    tx: &mut Tx<'_>,
+    pushes: &[Incoming],
+    posters: &[usize],
+) -> anyhow::Result<Vec<Option<i64>>> {
+    let mut jobs = vec![None; pushes.len()];
+    for &i in posters {
         let job = serde_json::to_value(PosterJob {
             openid: pushes[i].openid.to_string(),
         })?;
-        poster_jobs[i] = Some(
+        jobs[i] = Some(
             db::outbox::enqueue_after(tx, JobKind::Poster, &job, delivery::FALLBACK_DELAY_SECS)
                 .await
                 .context("queueing the poster")?,
         );
     }
+    Ok(jobs)
+}
 
-    // The rows every batch shares — code counters, leaderboard rows — are taken last, so they
-    // are held for as little as possible: only the statements from here to the commit.
+/// Counts the batch into the rows every batch shares: code counters, then the leaderboard
+/// rows — every row touched, in one order, before any recount reads the ledger — and takes
+/// rewards back where revocations dropped a count below a tier. Returns each touched row's count.
+async fn count(
+    tx: &mut Tx<'_>,
+    plan: &Plan,
+    credited: &[(&PlannedCredit, i64)],
+    revoked: &Revoked,
+    campaigns: &[CampaignRules],
+) -> anyhow::Result<HashMap<(CampaignId, String), i32>> {
     let uses: Vec<(i64, i64, i64)> = plan
         .code_uses
         .iter()
@@ -203,9 +288,8 @@ async fn write(
         .await
         .context("counting code uses")?;
 
-    // Leaderboard rows: every row touched, in one order, before any recount reads the ledger.
     let mut touched: BTreeMap<(i64, &OpenId), Added> = BTreeMap::new();
-    for (c, _) in &credited {
+    for (c, _) in credited {
         let row = touched.entry((c.campaign.0, &c.inviter)).or_default();
         row.count += 1;
         row.latest = row.latest.max(Some(c.at));
@@ -239,7 +323,7 @@ async fn write(
     let take_back: Vec<(CampaignId, &str, i32)> = revoked
         .rows
         .iter()
-        .filter(|(c, _)| campaign(&campaigns, *c).is_some_and(|c| c.revoke_rewards))
+        .filter(|(c, _)| campaign(campaigns, *c).is_some_and(|c| c.revoke_rewards))
         .map(|(c, o)| {
             (
                 *c,
@@ -251,25 +335,7 @@ async fn write(
     db::referrals::revoke_rewards_above(tx, &take_back)
         .await
         .context("taking rewards back")?;
-
-    let messages = tell_inviters(tx, &campaigns, &credited, &counts).await?;
-    db::outbox::enqueue_messages(tx, &messages)
-        .await
-        .context("queueing messages")?;
-
-    let mut replies = vec![None; pushes.len()];
-    for (c, _) in &credited {
-        if let Some(rules) = campaign(&campaigns, c.campaign) {
-            let inviter = c.inviter_name.as_deref().unwrap_or("好友");
-            replies[c.push] = Some(fill(&rules.welcome_text, &[("inviter", inviter)]));
-        }
-    }
-    Ok(Applied {
-        outcomes,
-        replies,
-        poster_jobs,
-        queued: !messages.is_empty(),
-    })
+    Ok(counts)
 }
 
 /// New credits for one leaderboard row.
@@ -357,7 +423,7 @@ async fn revoke(
     pushes: &[Incoming],
     unsubscribes: &[usize],
     credited: &[(&PlannedCredit, i64)],
-    event_id: &impl Fn(usize) -> Option<i64>,
+    events: &EventIds<'_>,
 ) -> anyhow::Result<Revoked> {
     let mut wanted: BTreeMap<i64, Revocation> = BTreeMap::new();
     for (c, referral) in credited {
@@ -374,7 +440,7 @@ async fn revoke(
     }
     let leaves: Vec<(&OpenId, i64, DateTime<Utc>)> = unsubscribes
         .iter()
-        .filter_map(|&i| Some((&pushes[i].openid, event_id(i)?, pushes[i].at)))
+        .filter_map(|&i| Some((&pushes[i].openid, events.of(i)?, pushes[i].at)))
         .collect();
     for r in db::referrals::revocable(tx, &leaves)
         .await
@@ -405,7 +471,7 @@ async fn revoke(
         .context("writing revocations")?;
     let push_of_event: HashMap<i64, usize> = unsubscribes
         .iter()
-        .filter_map(|&i| Some((event_id(i)?, i)))
+        .filter_map(|&i| Some((events.of(i)?, i)))
         .collect();
     let mut by_push = Vec::new();
     let mut stats_rows = Vec::new();
