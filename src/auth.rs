@@ -149,6 +149,11 @@ pub async fn login(
 const UNKNOWN_ACCOUNT_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$T6IqZQmFZ5TQ0M2Q3jVh1lL3tCzZLbAd1Pq0bq0Yz6k";
 
+/// Ends every session of an operator account (cookie sessions carry the account's epoch).
+pub async fn sign_out_everywhere(pool: &sqlx::PgPool, user_id: i64) -> sqlx::Result<()> {
+    db::admin::end_sessions(pool, user_id).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use crate::db;
 use crate::db::outbox::{Job, JobKind, MessageJob};
 use crate::poster::delivery::PosterJob;
-use crate::services::ServiceError;
+use crate::services::{ServiceError, Services};
 use crate::state::AppState;
 use crate::wechat::WechatError;
 
@@ -163,4 +163,14 @@ fn classify(e: WechatError) -> Failure {
         }
         _ => Failure::Retry(e.to_string()),
     }
+}
+
+/// Puts a failed job back in the queue (the dashboard's retry button) and wakes this
+/// instance's worker; `false` when there is no failed job with that id.
+pub async fn retry_failed(services: &Services, id: i64) -> sqlx::Result<bool> {
+    let queued = db::outbox::retry_failed(&services.pool, id).await?;
+    if queued {
+        services.outbox_wake.notify_one();
+    }
+    Ok(queued)
 }

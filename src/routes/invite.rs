@@ -21,7 +21,7 @@ use crate::domain::OpenId;
 use crate::error::AppError;
 use crate::poster::personal;
 use crate::referral::progress::{self, Progress};
-use crate::referral::{codes, texts};
+use crate::referral::{self, codes, texts};
 use crate::state::AppState;
 use crate::wechat::WechatError;
 
@@ -211,7 +211,7 @@ async fn save_profile(state: &AppState, openid: &OpenId, user_token: &str) {
     if nickname.is_empty() {
         return;
     }
-    if let Err(e) = db::users::set_profile(&state.pool, openid.as_str(), nickname, avatar).await {
+    if let Err(e) = referral::profile::share(state, openid, nickname, avatar).await {
         tracing::warn!(error = ?e, "could not save a follower's profile");
     }
 }

@@ -13,6 +13,7 @@ use crate::db;
 use crate::db::campaign_edit::{SaveError, TierSummary};
 use crate::db::campaigns::Campaign;
 use crate::error::AppError;
+use crate::referral;
 use crate::routes::layout::{render, Layout};
 use crate::state::AppState;
 
@@ -216,7 +217,7 @@ pub async fn create(
         Ok(valid) => valid,
         Err(errors) => return edit_page(&state, f, None, form, errors, None).await,
     };
-    match db::campaign_edit::create(&state.pool, &input).await {
+    match referral::campaigns::create(&state, &input).await {
         Ok(id) => Ok(saved(id)),
         Err(e) => {
             let errors = save_errors(e, &form)?;
@@ -237,7 +238,7 @@ pub async fn update(
         Ok(valid) => valid,
         Err(errors) => return edit_page(&state, f, Some(id), form, errors, None).await,
     };
-    match db::campaign_edit::update(&state.pool, id, &input, &removed).await {
+    match referral::campaigns::update(&state, id, &input, &removed).await {
         Ok(()) => Ok(saved(id)),
         Err(e) => {
             let errors = save_errors(e, &form)?;

@@ -113,10 +113,9 @@ pub async fn retry(
     state: web::Data<AppState>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
-    if !db::outbox::retry_failed(&state.pool, *id).await? {
+    if !crate::jobs::outbox::retry_failed(&state, *id).await? {
         return Err(AppError::NotFound("no failed message with that id".into()));
     }
-    state.outbox_wake.notify_one();
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, "/admin/health?retried=1"))
         .finish())

@@ -118,7 +118,7 @@ pub async fn logout(
 ) -> Result<HttpResponse, AppError> {
     let user = req.extensions().get::<SignedIn>().cloned();
     if let Some(user) = user {
-        crate::db::admin::end_sessions(&state.pool, user.id).await?;
+        crate::auth::sign_out_everywhere(&state.pool, user.id).await?;
     }
     session.purge();
     Ok(HttpResponse::SeeOther()

@@ -14,6 +14,7 @@ use super::campaigns::{edit_page, load};
 use super::frame::Frame;
 use crate::db;
 use crate::error::AppError;
+use crate::referral;
 use crate::state::AppState;
 
 pub const MAX_BACKGROUND_BYTES: usize = 5 * 1024 * 1024;
@@ -108,7 +109,7 @@ pub async fn poster_background(
         Err(key) => return refused(&state, f, id, "background".into(), key).await,
     };
     let key = state.storage.put("poster-bg", ext, data).await?;
-    if !db::campaign_edit::set_poster_background(&state.pool, id, &key).await? {
+    if !referral::campaigns::set_poster_background(&state, id, &key).await? {
         return Err(AppError::NotFound("no such campaign".into()));
     }
     Ok(uploaded(id))
@@ -165,7 +166,7 @@ pub async fn reward_codes(
         Ok(codes) => codes,
         Err(key) => return refused(&state, f, id, field, key).await,
     };
-    let added = db::campaigns::add_reward_codes(&state.pool, tier, &codes).await?;
+    let added = referral::campaigns::add_reward_codes(&state, tier, &codes).await?;
     tracing::info!(tier, added, "reward codes added");
     Ok(uploaded(id))
 }
