@@ -55,24 +55,7 @@ fn map_unique(e: sqlx::Error) -> SaveError {
 
 pub async fn create(pool: &PgPool, c: &CampaignInput) -> Result<i64, SaveError> {
     let mut tx = pool.begin().await?;
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO campaigns (name, starts_at, ends_at, revoke_window_days, revoke_rewards,
-             welcome_text, credit_text, reward_text, rules, template_id, poster_layout)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
-    )
-    .bind(&c.name)
-    .bind(c.starts_at)
-    .bind(c.ends_at)
-    .bind(c.revoke_window_days)
-    .bind(c.revoke_rewards)
-    .bind(&c.welcome_text)
-    .bind(&c.credit_text)
-    .bind(&c.reward_text)
-    .bind(&c.rules)
-    .bind(&c.template_id)
-    .bind(&c.poster_layout)
-    .fetch_one(&mut *tx)
-    .await?;
+    let id = write(&mut tx, None, c).await?.ok_or(SaveError::NotFound)?;
     save_tiers(&mut tx, id, &c.tiers, &[]).await?;
     tx.commit().await?;
     Ok(id)
@@ -86,11 +69,37 @@ pub async fn update(
     removed: &[i64],
 ) -> Result<(), SaveError> {
     let mut tx = pool.begin().await?;
-    let found = sqlx::query(
-        "UPDATE campaigns SET name = $2, starts_at = $3, ends_at = $4, revoke_window_days = $5,
-             revoke_rewards = $6, welcome_text = $7, credit_text = $8, reward_text = $9,
-             rules = $10, template_id = $11, poster_layout = $12
-         WHERE id = $1",
+    if write(&mut tx, Some(id), c).await?.is_none() {
+        return Err(SaveError::NotFound);
+    }
+    save_tiers(&mut tx, id, &c.tiers, removed).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Writes the campaign's own fields: a new campaign (`id` None) or an existing one. Returns its
+/// id, or `None` when `id` names no campaign.
+async fn write(tx: &mut Tx<'_>, id: Option<i64>, c: &CampaignInput) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar(
+        "WITH input AS (
+             SELECT $2::text AS name, $3::timestamptz AS starts_at, $4::timestamptz AS ends_at,
+                    $5::int AS revoke_window_days, $6::boolean AS revoke_rewards,
+                    $7::text AS welcome_text, $8::text AS credit_text, $9::text AS reward_text,
+                    $10::text AS rules, $11::text AS template_id, $12::jsonb AS poster_layout),
+         updated AS (
+             UPDATE campaigns c SET name = i.name, starts_at = i.starts_at, ends_at = i.ends_at,
+                    revoke_window_days = i.revoke_window_days, revoke_rewards = i.revoke_rewards,
+                    welcome_text = i.welcome_text, credit_text = i.credit_text,
+                    reward_text = i.reward_text, rules = i.rules, template_id = i.template_id,
+                    poster_layout = i.poster_layout
+             FROM input i WHERE $1::bigint IS NOT NULL AND c.id = $1
+             RETURNING c.id),
+         inserted AS (
+             INSERT INTO campaigns (name, starts_at, ends_at, revoke_window_days, revoke_rewards,
+                    welcome_text, credit_text, reward_text, rules, template_id, poster_layout)
+             SELECT * FROM input WHERE $1::bigint IS NULL
+             RETURNING id)
+         SELECT id FROM updated UNION ALL SELECT id FROM inserted",
     )
     .bind(id)
     .bind(&c.name)
@@ -104,15 +113,8 @@ pub async fn update(
     .bind(&c.rules)
     .bind(&c.template_id)
     .bind(&c.poster_layout)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if found == 0 {
-        return Err(SaveError::NotFound);
-    }
-    save_tiers(&mut tx, id, &c.tiers, removed).await?;
-    tx.commit().await?;
-    Ok(())
+    .fetch_optional(&mut **tx)
+    .await
 }
 
 async fn save_tiers(
@@ -158,14 +160,6 @@ async fn save_tiers(
         query.execute(&mut **tx).await.map_err(map_unique)?;
     }
     Ok(())
-}
-
-/// The campaign's poster background key and layout.
-pub async fn poster(pool: &PgPool, id: i64) -> sqlx::Result<Option<(Option<String>, Value)>> {
-    sqlx::query_as("SELECT poster_background_key, poster_layout FROM campaigns WHERE id = $1")
-        .bind(id)
-        .fetch_optional(pool)
-        .await
 }
 
 pub async fn set_poster_background(pool: &PgPool, id: i64, key: &str) -> sqlx::Result<bool> {

@@ -101,9 +101,9 @@ pub(super) async fn edit_page(
                 let stock = db::campaigns::stock(&state.pool, tier.id).await?;
                 tiers.push(TierView { tier, stock });
             }
-            let background = db::campaign_edit::poster(&state.pool, id)
+            let background = db::posters::of_campaign(&state.pool, id)
                 .await?
-                .and_then(|(key, _)| key);
+                .and_then(|p| p.poster_background_key);
             (tiers, background)
         }
         None => (Vec::new(), None),
@@ -134,9 +134,9 @@ async fn defaults(state: &AppState) -> Result<(Campaign, serde_json::Value), App
         .or(campaigns.first())
         .cloned()
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no campaign to start from")))?;
-    let layout = db::campaign_edit::poster(&state.pool, base.id)
+    let layout = db::posters::of_campaign(&state.pool, base.id)
         .await?
-        .map(|(_, layout)| layout)
+        .map(|p| p.poster_layout)
         .unwrap_or_default();
     Ok((base, layout))
 }
@@ -152,9 +152,9 @@ pub(super) async fn load(state: &AppState, id: i64) -> Result<CampaignForm, AppE
         .await?
         .ok_or_else(|| AppError::NotFound("no such campaign".into()))?;
     let tiers = db::campaigns::tiers(&state.pool, id).await?;
-    let layout = db::campaign_edit::poster(&state.pool, id)
+    let layout = db::posters::of_campaign(&state.pool, id)
         .await?
-        .map(|(_, layout)| layout)
+        .map(|p| p.poster_layout)
         .unwrap_or_default();
     Ok(CampaignForm::from_campaign(&campaign, &tiers, &layout))
 }

@@ -17,7 +17,10 @@ pub async fn image(
     state: web::Data<AppState>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
-    let (key, layout) = db::campaign_edit::poster(&state.pool, *id)
+    let db::posters::PosterSettings {
+        poster_background_key: key,
+        poster_layout: layout,
+    } = db::posters::of_campaign(&state.pool, *id)
         .await?
         .ok_or_else(|| AppError::NotFound("no such campaign".into()))?;
     let layout: PosterLayout =
