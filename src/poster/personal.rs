@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use ab_glyph::FontArc;
 use anyhow::Context;
 use bytes::Bytes;
 use chrono::Utc;
@@ -14,6 +15,7 @@ use tokio::sync::Semaphore;
 
 use super::{cached_font, default_background, render, PosterLayout, RENDER_VERSION};
 use crate::db;
+use crate::db::codes::CodeRow;
 use crate::domain::OpenId;
 use crate::referral::codes;
 use crate::services::ServiceError;
@@ -39,97 +41,136 @@ pub struct Poster {
 /// The follower's poster: from storage when nothing changed, rendered (and stored) otherwise.
 #[tracing::instrument(skip_all, fields(openid = %openid))]
 pub async fn for_follower(state: &Services, openid: &OpenId) -> Result<Poster, ServiceError> {
-    let code = codes::issue(state, openid).await?;
-    let campaign = db::campaigns::active_at(&state.pool, Utc::now()).await?;
-    let settings = match &campaign {
-        Some(c) => db::posters::of_campaign(&state.pool, c.id).await?,
-        None => None,
-    };
-    let background_key = settings
-        .as_ref()
-        .and_then(|s| s.poster_background_key.clone());
-    let layout = settings
-        .map(|s| {
-            serde_json::from_value::<PosterLayout>(s.poster_layout).unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "campaign poster layout is invalid; using the default layout");
-                PosterLayout::default()
-            })
-        })
-        .unwrap_or_default();
-    let user = db::users::get(&state.pool, openid.as_str()).await?;
-    // Without a shared profile the line under the name still reads as a sentence.
-    let nickname = user
-        .as_ref()
-        .and_then(|u| u.nickname.clone())
-        .unwrap_or_else(|| UNNAMED.to_string());
-    let avatar_key = match user.as_ref().and_then(|u| u.avatar_url.as_deref()) {
-        Some(url) => stored_avatar(state, url).await,
-        None => None,
-    };
-    let font = cached_font(&state.settings.poster_font);
-
-    let fingerprint = json!({
-        "version": RENDER_VERSION,
-        "background": background_key.clone().unwrap_or_else(|| format!("default:{}", default_background_hash())),
-        "layout": layout,
-        "ticket": code.ticket,
-        "url": code.url,
-        "nickname": nickname,
-        "avatar": avatar_key,
-        "font": font.as_ref().map(|_| state.settings.poster_font.display().to_string()),
-    });
-    let key = format!(
-        "poster/{}.jpg",
-        hex::encode(Sha1::digest(fingerprint.to_string().as_bytes()))
-    );
+    let inputs = Inputs::gather(state, openid).await?;
+    let key = inputs.storage_key(state);
     if let Some(jpeg) = state.storage.get(&key).await? {
         return Ok(Poster { key, jpeg });
     }
-
-    let background = match &background_key {
-        Some(k) => state
-            .storage
-            .get(k)
-            .await?
-            .with_context(|| format!("the campaign's poster background {k} is not in storage"))?
-            .to_vec(),
-        None => default_background()?,
-    };
-    let qr_png = match code.image_key.as_deref() {
-        Some(k) => state.storage.get(k).await?.map(|b| b.to_vec()),
-        None => None,
-    };
-    let qr_png = match qr_png {
-        Some(png) => png,
-        None => render_png(&code.url)?,
-    };
-    let avatar = match &avatar_key {
-        Some(k) => state.storage.get(k).await?.map(|b| b.to_vec()),
-        None => None,
-    };
-
-    let _permit = RENDERS.acquire().await.context("render limiter closed")?;
-    let started = std::time::Instant::now();
-    let jpeg = tokio::task::spawn_blocking(move || {
-        render(
-            &background,
-            &layout,
-            &qr_png,
-            avatar.as_deref(),
-            Some(nickname.as_str()),
-            font.as_ref(),
-        )
-    })
-    .await
-    .context("the poster render task failed")??;
-    tracing::info!(
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        bytes = jpeg.len(),
-        "rendered a poster"
-    );
-    let jpeg = Bytes::from(jpeg);
+    let jpeg = inputs.render(state).await?;
     state.storage.put_at(&key, jpeg.to_vec()).await?;
     Ok(Poster { key, jpeg })
+}
+
+/// Everything a follower's poster is drawn from.
+struct Inputs {
+    code: CodeRow,
+    /// `None`: the bundled default background.
+    background_key: Option<String>,
+    layout: PosterLayout,
+    nickname: String,
+    avatar_key: Option<String>,
+    font: Option<FontArc>,
+}
+
+impl Inputs {
+    async fn gather(state: &Services, openid: &OpenId) -> Result<Inputs, ServiceError> {
+        let code = codes::issue(state, openid).await?;
+        let campaign = db::campaigns::active_at(&state.pool, Utc::now()).await?;
+        let settings = match &campaign {
+            Some(c) => db::posters::of_campaign(&state.pool, c.id).await?,
+            None => None,
+        };
+        let background_key = settings
+            .as_ref()
+            .and_then(|s| s.poster_background_key.clone());
+        let layout = settings
+            .map(|s| {
+                serde_json::from_value::<PosterLayout>(s.poster_layout).unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "campaign poster layout is invalid; using the default layout");
+                    PosterLayout::default()
+                })
+            })
+            .unwrap_or_default();
+        let user = db::users::get(&state.pool, openid.as_str()).await?;
+        // Without a shared profile the line under the name still reads as a sentence.
+        let nickname = user
+            .as_ref()
+            .and_then(|u| u.nickname.clone())
+            .unwrap_or_else(|| UNNAMED.to_string());
+        let avatar_key = match user.as_ref().and_then(|u| u.avatar_url.as_deref()) {
+            Some(url) => stored_avatar(state, url).await,
+            None => None,
+        };
+        Ok(Inputs {
+            code,
+            background_key,
+            layout,
+            nickname,
+            avatar_key,
+            font: cached_font(&state.settings.poster_font),
+        })
+    }
+
+    /// Where a poster of exactly these inputs is kept: a hash of them, so any change renders
+    /// anew and an unchanged poster is never rendered twice.
+    fn storage_key(&self, state: &Services) -> String {
+        let fingerprint = json!({
+            "version": RENDER_VERSION,
+            "background": self.background_key.clone().unwrap_or_else(|| format!("default:{}", default_background_hash())),
+            "layout": self.layout,
+            "ticket": self.code.ticket,
+            "url": self.code.url,
+            "nickname": self.nickname,
+            "avatar": self.avatar_key,
+            "font": self.font.as_ref().map(|_| state.settings.poster_font.display().to_string()),
+        });
+        format!(
+            "poster/{}.jpg",
+            hex::encode(Sha1::digest(fingerprint.to_string().as_bytes()))
+        )
+    }
+
+    /// Fetches the images and renders the JPEG (a few at a time, off the async threads).
+    async fn render(self, state: &Services) -> Result<Bytes, ServiceError> {
+        let background = match &self.background_key {
+            Some(k) => state
+                .storage
+                .get(k)
+                .await?
+                .with_context(|| format!("the campaign's poster background {k} is not in storage"))?
+                .to_vec(),
+            None => default_background()?,
+        };
+        let qr_png = match self.code.image_key.as_deref() {
+            Some(k) => state.storage.get(k).await?.map(|b| b.to_vec()),
+            None => None,
+        };
+        let qr_png = match qr_png {
+            Some(png) => png,
+            None => render_png(&self.code.url)?,
+        };
+        let avatar = match &self.avatar_key {
+            Some(k) => state.storage.get(k).await?.map(|b| b.to_vec()),
+            None => None,
+        };
+
+        let _permit = RENDERS.acquire().await.context("render limiter closed")?;
+        let started = std::time::Instant::now();
+        let Inputs {
+            layout,
+            nickname,
+            font,
+            ..
+        } = self;
+        let jpeg = tokio::task::spawn_blocking(move || {
+            render(
+                &background,
+                &layout,
+                &qr_png,
+                avatar.as_deref(),
+                Some(nickname.as_str()),
+                font.as_ref(),
+            )
+        })
+        .await
+        .context("the poster render task failed")??;
+        tracing::info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            bytes = jpeg.len(),
+            "rendered a poster"
+        );
+        Ok(Bytes::from(jpeg))
+    }
 }
 
 fn default_background_hash() -> &'static str {
