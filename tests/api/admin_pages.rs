@@ -406,44 +406,38 @@ async fn errors_are_pages_for_browsers_and_json_for_scripts() {
     let (_app, _wechat, operator) = signed_in().await;
     let cookie = operator.cookie.clone().expect("signed in");
     let url = format!("{}/admin/campaigns/999999", operator.base);
-    let page = operator
-        .http
-        .get(&url)
-        .header("cookie", &cookie)
-        .header("accept", "text/html,application/xhtml+xml")
-        .header("accept-language", "en-US,en;q=0.9")
-        .send()
+    let ask = |accept: &'static str, language: &'static str| {
+        operator
+            .http
+            .get(&url)
+            .header("cookie", &cookie)
+            .header("accept", accept)
+            .header("accept-language", language)
+            .send()
+    };
+
+    let page = ask("text/html,application/xhtml+xml", "en-US,en;q=0.9")
         .await
         .unwrap();
     assert_eq!(page.status(), 404);
-    assert!(page.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/html"));
+    let content_type = page.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(content_type.starts_with("text/html"), "{content_type}");
     let html = page.text().await.unwrap();
-    assert!(html.contains("Something went wrong"), "{html}");
-    assert!(html.contains("no such campaign"), "{html}");
-    assert!(html.contains("href=\"/admin\""), "{html}");
-
-    let zh = operator
-        .http
-        .get(&url)
-        .header("cookie", &cookie)
-        .header("accept", "text/html")
-        .send()
+    for expected in [
+        "Something went wrong",
+        "no such campaign",
+        "href=\"/admin\"",
+    ] {
+        assert!(html.contains(expected), "{expected} missing: {html}");
+    }
+    let zh = ask("text/html", "zh-CN")
         .await
         .unwrap()
         .text()
         .await
         .unwrap();
     assert!(zh.contains("出错了"), "{zh}");
-
-    let json: Value = operator
-        .http
-        .get(&url)
-        .header("cookie", &cookie)
-        .header("accept", "application/json")
-        .send()
+    let json: Value = ask("application/json", "zh-CN")
         .await
         .unwrap()
         .json()
