@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
 use super::Tx;
-use crate::domain::OpenId;
+use crate::domain::{OpenId, Outcome};
 
 /// One push to record, with the outcome decided for it.
 pub struct NewEvent<'a> {
@@ -84,7 +84,8 @@ pub struct EventRow {
     pub msg_type: String,
     pub event: Option<String>,
     pub event_key: Option<String>,
-    pub outcome: String,
+    #[sqlx(try_from = "String")]
+    pub outcome: Outcome,
     pub received_at: DateTime<Utc>,
 }
 

@@ -2,10 +2,12 @@
 //! cannot hold an invalid value afterwards: nothing downstream re-checks them.
 
 mod ids;
+mod outcome;
 mod scene;
 pub mod time;
 
 pub use ids::{CampaignId, OpenId};
+pub use outcome::Outcome;
 pub use scene::{ExpireSeconds, PermanentSceneId, Scene, SceneStr, TemporarySceneId};
 
 /// Why a value was refused; the message is safe to show to whoever sent it.

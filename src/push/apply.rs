@@ -11,11 +11,11 @@ use sqlx::PgPool;
 
 use super::campaigns::CampaignCache;
 use super::incoming::{Incoming, Kind};
-use super::outcome::Outcome;
 use super::plan::{self, Known, Plan, PlannedCredit};
 use crate::db::campaigns::GrantStatus;
 use crate::db::outbox::{JobKind, MessageJob};
 use crate::db::{self, Tx};
+use crate::domain::Outcome;
 use crate::domain::{CampaignId, OpenId, Scene};
 use crate::poster::delivery::{self, PosterJob};
 use crate::referral::rules::{self, CampaignRules, Code, CodeOwner, Follower};

@@ -8,12 +8,11 @@ pub mod apply;
 pub mod batcher;
 pub mod campaigns;
 pub mod incoming;
-pub mod outcome;
 pub mod plan;
 
+pub use crate::domain::Outcome;
 pub use batcher::{BatchLimits, PushQueue};
 pub use incoming::Incoming;
-pub use outcome::Outcome;
 
 /// What one push came to, once its batch committed.
 #[derive(Debug, Clone, PartialEq, Eq)]

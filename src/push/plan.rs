@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use chrono::{DateTime, Utc};
 
 use super::incoming::{Incoming, Kind};
-use super::outcome::Outcome;
+use crate::domain::Outcome;
 use crate::domain::{CampaignId, OpenId, Scene};
 use crate::referral::rules::{
     self, CampaignRules, Code, CodeOwner, Follower, Presence, SubscribeDecision,

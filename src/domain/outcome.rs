@@ -1,7 +1,8 @@
-//! What became of a push: recorded on its event row and counted in metrics.
+//! What became of a push: recorded on its event row, counted in metrics, shown to operators.
 
 /// The closed set of outcomes. The text form is what the events table and `/metrics` carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// A retry of a push already recorded: nothing changed.
     Duplicate,
@@ -49,8 +50,54 @@ impl Outcome {
     }
 }
 
+impl TryFrom<String> for Outcome {
+    type Error = String;
+
+    /// Reads an events row's outcome back (every outcome but `Duplicate` is stored).
+    fn try_from(value: String) -> Result<Outcome, String> {
+        ALL.into_iter()
+            .find(|o| o.as_str() == value)
+            .ok_or_else(|| format!("unknown event outcome {value:?}"))
+    }
+}
+
+const ALL: [Outcome; 15] = [
+    Outcome::Duplicate,
+    Outcome::Credited,
+    Outcome::AlreadyCredited,
+    Outcome::ChannelFollow,
+    Outcome::UnknownScene,
+    Outcome::SelfInvite,
+    Outcome::NotNew,
+    Outcome::NoCampaign,
+    Outcome::Followed,
+    Outcome::Scan,
+    Outcome::Unsubscribed,
+    Outcome::Revoked,
+    Outcome::Poster,
+    Outcome::Interaction,
+    Outcome::Recorded,
+];
+
 impl std::fmt::Display for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_outcome_reads_back_as_itself_and_serializes_as_stored() {
+        for outcome in ALL {
+            assert_eq!(Outcome::try_from(outcome.as_str().to_string()), Ok(outcome));
+            assert_eq!(
+                serde_json::to_value(outcome).unwrap(),
+                serde_json::Value::String(outcome.as_str().into())
+            );
+        }
+        assert!(Outcome::try_from("credit".to_string()).is_err());
     }
 }
