@@ -172,9 +172,57 @@ pub async fn failed(pool: &PgPool, limit: i64) -> sqlx::Result<Vec<FailedJob>> {
     .await
 }
 
-/// Jobs not yet done, by status.
-pub async fn counts(pool: &PgPool) -> sqlx::Result<Vec<(String, i64)>> {
-    sqlx::query_as("SELECT status, count(*) FROM outbox GROUP BY status ORDER BY status")
-        .fetch_all(pool)
-        .await
+/// Where an outbox job stands (the `outbox.status` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobStatus {
+    Pending,
+    Sent,
+    /// Given up on (or refused for good); kept for the dashboard, which can retry it.
+    Failed,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Pending => "pending",
+            JobStatus::Sent => "sent",
+            JobStatus::Failed => "failed",
+        }
+    }
+
+    pub fn is_failed(&self) -> bool {
+        *self == JobStatus::Failed
+    }
+}
+
+impl TryFrom<String> for JobStatus {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<JobStatus, String> {
+        [JobStatus::Pending, JobStatus::Sent, JobStatus::Failed]
+            .into_iter()
+            .find(|s| s.as_str() == value)
+            .ok_or_else(|| format!("unknown outbox status {value:?}"))
+    }
+}
+
+impl std::fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How many jobs are in each status.
+pub async fn counts(pool: &PgPool) -> sqlx::Result<Vec<(JobStatus, i64)>> {
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT status, count(*) FROM outbox GROUP BY status ORDER BY status")
+            .fetch_all(pool)
+            .await?;
+    rows.into_iter()
+        .map(|(status, n)| {
+            JobStatus::try_from(status)
+                .map(|s| (s, n))
+                .map_err(|e| sqlx::Error::Decode(e.into()))
+        })
+        .collect()
 }

@@ -10,7 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 use super::frame::Frame;
 use crate::db;
 use crate::db::events::EventRow;
-use crate::db::outbox::FailedJob;
+use crate::db::outbox::{FailedJob, JobStatus};
 use crate::db::wechat_calls::CallCount;
 use crate::error::AppError;
 use crate::routes::layout::{render, Layout};
@@ -47,7 +47,7 @@ struct HealthPage {
     quota_cap: i64,
     quota_percent: i64,
     quota_warn: bool,
-    outbox: Vec<(String, i64)>,
+    outbox: Vec<(JobStatus, i64)>,
     failed: Vec<FailedJob>,
     events: Vec<EventRow>,
     retried: bool,

@@ -9,6 +9,7 @@ use super::frame::{cn_today, Frame};
 use super::health::{quota_warning, PERMANENT_CAP};
 use crate::db;
 use crate::db::campaigns::Campaign;
+use crate::db::outbox::JobStatus;
 use crate::db::referrals::LeaderRow;
 use crate::error::AppError;
 use crate::routes::layout::{render, Layout};
@@ -46,10 +47,10 @@ pub async fn page(state: web::Data<AppState>, f: Frame) -> Result<HttpResponse, 
     let (follows_today, referred_today, channel_today) =
         db::dashboard::follows_since(pool, cn_today()).await?;
     let counts = db::outbox::counts(pool).await?;
-    let count_of = |status: &str| {
+    let count_of = |status: JobStatus| {
         counts
             .iter()
-            .find(|(s, _)| s == status)
+            .find(|(s, _)| *s == status)
             .map_or(0, |(_, n)| *n)
     };
     let quota_used = db::codes::permanent_in_use(pool).await?;
@@ -62,8 +63,8 @@ pub async fn page(state: web::Data<AppState>, f: Frame) -> Result<HttpResponse, 
         follows_today,
         referred_today,
         channel_today,
-        failed: count_of("failed"),
-        pending: count_of("pending"),
+        failed: count_of(JobStatus::Failed),
+        pending: count_of(JobStatus::Pending),
         quota_used,
         quota_cap: PERMANENT_CAP,
         quota_warn: quota_warning(quota_used),
