@@ -13,7 +13,7 @@ use crate::db::campaigns::{Campaign, Tier};
 /// Blank tier rows offered for new tiers.
 const BLANK_TIERS: usize = 2;
 
-/// The placeholders each message text may use (see `referral::push`).
+/// The placeholders each message text may use (filled in by `push::apply`).
 pub const WELCOME_KEYS: &[&str] = &["inviter"];
 pub const CREDIT_KEYS: &[&str] = &["invitee", "count", "next"];
 pub const REWARD_KEYS: &[&str] = &["count", "reward", "code"];
