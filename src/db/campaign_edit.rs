@@ -4,21 +4,13 @@
 use serde_json::Value;
 use sqlx::PgPool;
 
+use super::campaigns::CampaignTerms;
 use super::Tx;
 
 /// A campaign as the dashboard's form submits it, already validated.
 #[derive(Debug, Clone)]
 pub struct CampaignInput {
-    pub name: String,
-    pub starts_at: chrono::DateTime<chrono::Utc>,
-    pub ends_at: Option<chrono::DateTime<chrono::Utc>>,
-    pub revoke_window_days: i32,
-    pub revoke_rewards: bool,
-    pub welcome_text: String,
-    pub credit_text: String,
-    pub reward_text: String,
-    pub rules: String,
-    pub template_id: Option<String>,
+    pub terms: CampaignTerms,
     pub poster_layout: Value,
     pub tiers: Vec<TierInput>,
 }
@@ -102,16 +94,16 @@ async fn write(tx: &mut Tx<'_>, id: Option<i64>, c: &CampaignInput) -> sqlx::Res
          SELECT id FROM updated UNION ALL SELECT id FROM inserted",
     )
     .bind(id)
-    .bind(&c.name)
-    .bind(c.starts_at)
-    .bind(c.ends_at)
-    .bind(c.revoke_window_days)
-    .bind(c.revoke_rewards)
-    .bind(&c.welcome_text)
-    .bind(&c.credit_text)
-    .bind(&c.reward_text)
-    .bind(&c.rules)
-    .bind(&c.template_id)
+    .bind(&c.terms.name)
+    .bind(c.terms.starts_at)
+    .bind(c.terms.ends_at)
+    .bind(c.terms.revoke_window_days)
+    .bind(c.terms.revoke_rewards)
+    .bind(&c.terms.welcome_text)
+    .bind(&c.terms.credit_text)
+    .bind(&c.terms.reward_text)
+    .bind(&c.terms.rules)
+    .bind(&c.terms.template_id)
     .bind(&c.poster_layout)
     .fetch_optional(&mut **tx)
     .await

@@ -6,11 +6,11 @@ use sqlx::{PgExecutor, PgPool};
 use super::Tx;
 use crate::domain::{CampaignId, OpenId};
 
+/// What an operator sets for a campaign: shared by the stored campaign and the dashboard's
+/// input for one.
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
-pub struct Campaign {
-    pub id: i64,
+pub struct CampaignTerms {
     pub name: String,
-    pub is_default: bool,
     pub starts_at: DateTime<Utc>,
     pub ends_at: Option<DateTime<Utc>>,
     pub revoke_window_days: i32,
@@ -20,6 +20,24 @@ pub struct Campaign {
     pub reward_text: String,
     pub rules: String,
     pub template_id: Option<String>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct Campaign {
+    pub id: i64,
+    /// The always-on campaign that runs when no configured one does.
+    pub is_default: bool,
+    #[sqlx(flatten)]
+    #[serde(flatten)]
+    pub terms: CampaignTerms,
+}
+
+impl std::ops::Deref for Campaign {
+    type Target = CampaignTerms;
+
+    fn deref(&self) -> &CampaignTerms {
+        &self.terms
+    }
 }
 
 macro_rules! columns {

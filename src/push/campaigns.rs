@@ -32,14 +32,14 @@ impl CampaignCache {
                 .map(|(c, tiers)| CampaignRules {
                     id: CampaignId(c.id),
                     is_default: c.is_default,
-                    starts_at: c.starts_at,
-                    ends_at: c.ends_at,
-                    revoke_window_days: c.revoke_window_days,
-                    revoke_rewards: c.revoke_rewards,
-                    welcome_text: c.welcome_text,
-                    credit_text: c.credit_text,
-                    reward_text: c.reward_text,
-                    template_id: c.template_id,
+                    starts_at: c.terms.starts_at,
+                    ends_at: c.terms.ends_at,
+                    revoke_window_days: c.terms.revoke_window_days,
+                    revoke_rewards: c.terms.revoke_rewards,
+                    welcome_text: c.terms.welcome_text,
+                    credit_text: c.terms.credit_text,
+                    reward_text: c.terms.reward_text,
+                    template_id: c.terms.template_id,
                     tiers: tiers
                         .into_iter()
                         .map(|t| TierRule {

@@ -390,11 +390,12 @@ impl InvitePage {
 impl From<Progress> for CampaignView {
     fn from(p: Progress) -> CampaignView {
         let invites = p.invites;
+        let terms = p.campaign.terms;
         CampaignView {
-            name: p.campaign.name,
-            rules: p.campaign.rules,
-            ends: p.campaign.ends_at.map(china_time),
-            revoke_window_days: p.campaign.revoke_window_days,
+            name: terms.name,
+            rules: terms.rules,
+            ends: terms.ends_at.map(china_time),
+            revoke_window_days: terms.revoke_window_days,
             invites,
             has_tiers: p.has_tiers,
             next: p.next.map(|n| NextView {

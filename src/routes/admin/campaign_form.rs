@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use super::frame::{input_time, parse_input_time};
 use crate::db::campaign_edit::{CampaignInput, TierInput};
+use crate::db::campaigns::CampaignTerms;
 use crate::db::campaigns::{Campaign, Tier};
 
 /// Blank tier rows offered for new tiers.
@@ -243,16 +244,18 @@ impl CampaignForm {
         };
         Ok((
             CampaignInput {
-                name,
-                starts_at,
-                ends_at,
-                revoke_window_days: revoke_window_days as i32,
-                revoke_rewards: self.revoke_rewards,
-                welcome_text: self.welcome_text.trim().to_string(),
-                credit_text: self.credit_text.trim().to_string(),
-                reward_text: self.reward_text.trim().to_string(),
-                rules: self.rules.trim().to_string(),
-                template_id: (!template_id.is_empty()).then(|| template_id.to_string()),
+                terms: CampaignTerms {
+                    name,
+                    starts_at,
+                    ends_at,
+                    revoke_window_days: revoke_window_days as i32,
+                    revoke_rewards: self.revoke_rewards,
+                    welcome_text: self.welcome_text.trim().to_string(),
+                    credit_text: self.credit_text.trim().to_string(),
+                    reward_text: self.reward_text.trim().to_string(),
+                    rules: self.rules.trim().to_string(),
+                    template_id: (!template_id.is_empty()).then(|| template_id.to_string()),
+                },
                 poster_layout,
                 tiers,
             },
@@ -404,7 +407,7 @@ mod tests {
     #[test]
     fn a_valid_form_becomes_a_campaign() {
         let (c, removed) = CampaignForm::from_pairs(&valid()).validate().unwrap();
-        assert_eq!(c.name, "双十一拉新");
+        assert_eq!(c.terms.name, "双十一拉新");
         assert_eq!(c.tiers.len(), 2);
         assert!(c.tiers[1].uses_codes && !c.tiers[0].uses_codes);
         assert_eq!(c.poster_layout["nickname"]["color"], "#ffffff");
