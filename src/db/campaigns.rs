@@ -238,7 +238,7 @@ pub struct Grant {
 /// Grants `tier` to `openid` once. A tier with a code pool draws one code; concurrent grants
 /// skip each other's locked codes. An empty pool records `out_of_stock` (visible to operators)
 /// instead of failing the credit. Returns `None` if the tier was already granted.
-pub async fn grant(tx: &mut Tx<'_>, tier: &Tier, openid: &str) -> sqlx::Result<Option<Grant>> {
+pub async fn grant(tx: &mut Tx<'_>, tier: &Tier, openid: &OpenId) -> sqlx::Result<Option<Grant>> {
     let grant_id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO reward_grants (tier_id, campaign_id, openid, status) VALUES ($1, $2, $3, 'granted')
          ON CONFLICT (tier_id, openid) DO NOTHING RETURNING id",

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, PgPool};
 
 use super::Tx;
-use crate::domain::Scene;
+use crate::domain::{OpenId, Scene};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CodeRow {
@@ -41,7 +41,7 @@ pub struct NewCode {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-pub async fn by_owner(db: impl PgExecutor<'_>, openid: &str) -> sqlx::Result<Option<CodeRow>> {
+pub async fn by_owner(db: impl PgExecutor<'_>, openid: &OpenId) -> sqlx::Result<Option<CodeRow>> {
     sqlx::query_as(concat!(
         "SELECT ",
         columns!(),
@@ -174,7 +174,7 @@ pub async fn next_temporary_scene(tx: &mut Tx<'_>) -> sqlx::Result<i64> {
 }
 
 /// Serialises code issuance for one owner across every instance, until the transaction ends.
-pub async fn lock_owner(tx: &mut Tx<'_>, owner: &str) -> sqlx::Result<()> {
+pub async fn lock_owner(tx: &mut Tx<'_>, owner: &OpenId) -> sqlx::Result<()> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('invite_code:' || $1, 0))")
         .bind(owner)
         .execute(&mut **tx)

@@ -307,7 +307,7 @@ pub async fn rebuild_stats(
 pub async fn invites_of(
     db: impl PgExecutor<'_>,
     campaign_id: i64,
-    openid: &str,
+    openid: &OpenId,
 ) -> sqlx::Result<i32> {
     let n: Option<i32> = sqlx::query_scalar(
         "SELECT invites FROM inviter_stats WHERE campaign_id = $1 AND openid = $2",
@@ -320,7 +320,7 @@ pub async fn invites_of(
 }
 
 /// Who invited this follower (the first credit that is still standing, any campaign).
-pub async fn inviter_of(db: impl PgExecutor<'_>, invitee: &str) -> sqlx::Result<Option<String>> {
+pub async fn inviter_of(db: impl PgExecutor<'_>, invitee: &OpenId) -> sqlx::Result<Option<String>> {
     sqlx::query_scalar(
         "SELECT r.inviter_openid FROM referrals r WHERE r.invitee_openid = $1
          ORDER BY (EXISTS (SELECT 1 FROM referral_revocations v WHERE v.referral_id = r.id)), r.credited_at
@@ -382,7 +382,7 @@ pub fn ledger(pool: &PgPool) -> BoxStream<'_, sqlx::Result<LedgerRow>> {
 }
 
 /// Live credits of an inviter across every campaign.
-pub async fn invites_total(db: impl PgExecutor<'_>, openid: &str) -> sqlx::Result<i64> {
+pub async fn invites_total(db: impl PgExecutor<'_>, openid: &OpenId) -> sqlx::Result<i64> {
     sqlx::query_scalar(
         "SELECT COALESCE(sum(invites), 0)::bigint FROM inviter_stats WHERE openid = $1",
     )

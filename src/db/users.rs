@@ -77,7 +77,7 @@ pub async fn set_presence(tx: &mut Tx<'_>, rows: &[PresenceState<'_>]) -> sqlx::
 
 /// Makes the follower known (e.g. when their invite code is issued) without claiming anything
 /// about whether or since when they follow.
-pub async fn ensure(tx: &mut Tx<'_>, openid: &str) -> sqlx::Result<()> {
+pub async fn ensure(tx: &mut Tx<'_>, openid: &OpenId) -> sqlx::Result<()> {
     sqlx::query("INSERT INTO users (openid) VALUES ($1) ON CONFLICT (openid) DO NOTHING")
         .bind(openid)
         .execute(&mut **tx)
@@ -119,7 +119,7 @@ pub async fn apply(
     .map(drop)
 }
 
-pub async fn get(pool: &PgPool, openid: &str) -> sqlx::Result<Option<UserRow>> {
+pub async fn get(pool: &PgPool, openid: &OpenId) -> sqlx::Result<Option<UserRow>> {
     sqlx::query_as(concat!(
         "SELECT ",
         columns!(),

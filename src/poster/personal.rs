@@ -81,7 +81,7 @@ impl Inputs {
                 })
             })
             .unwrap_or_default();
-        let user = db::users::get(&state.pool, openid.as_str()).await?;
+        let user = db::users::get(&state.pool, openid).await?;
         // Without a shared profile the line under the name still reads as a sentence.
         let nickname = user
             .as_ref()

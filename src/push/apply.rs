@@ -573,7 +573,7 @@ async fn tell_inviters(
                 name: tier.name.clone(),
                 uses_codes: tier.uses_codes,
             };
-            let Some(grant) = db::campaigns::grant(tx, &row, inviter.as_str())
+            let Some(grant) = db::campaigns::grant(tx, &row, inviter)
                 .await
                 .context("granting a reward")?
             else {

@@ -29,15 +29,15 @@ fn usable(code: &CodeRow, now: DateTime<Utc>, margin: Duration) -> bool {
 #[tracing::instrument(skip_all, fields(openid = %openid))]
 pub async fn issue(state: &Services, openid: &OpenId) -> Result<CodeRow, ServiceError> {
     let margin = renew_margin(&state.settings);
-    if let Some(code) = db::codes::by_owner(&state.pool, openid.as_str()).await? {
+    if let Some(code) = db::codes::by_owner(&state.pool, openid).await? {
         if usable(&code, Utc::now(), margin) {
             return ensure_image(state, code).await;
         }
     }
     let mut tx = state.pool.begin().await?;
-    db::codes::lock_owner(&mut tx, openid.as_str()).await?;
+    db::codes::lock_owner(&mut tx, openid).await?;
     // Another request may have issued it while we waited for the lock.
-    let new = match db::codes::by_owner(&mut *tx, openid.as_str()).await? {
+    let new = match db::codes::by_owner(&mut *tx, openid).await? {
         Some(code) if usable(&code, Utc::now(), margin) => {
             drop(tx);
             return ensure_image(state, code).await;
@@ -49,7 +49,7 @@ pub async fn issue(state: &Services, openid: &OpenId) -> Result<CodeRow, Service
         }) => temporary(state, i64::from(scene)).await?,
         _ => mint(state, &mut tx).await?,
     };
-    db::users::ensure(&mut tx, openid.as_str()).await?;
+    db::users::ensure(&mut tx, openid).await?;
     let row = db::codes::save(&mut tx, db::codes::Owner::Follower(openid.as_str()), &new).await?;
     tx.commit().await.context("committing the invite code")?;
     ensure_image(state, row).await

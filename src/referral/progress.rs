@@ -43,7 +43,7 @@ pub async fn of(state: &Services, openid: &OpenId) -> anyhow::Result<Option<Prog
     let Some(campaign) = db::campaigns::active_at(pool, Utc::now()).await? else {
         return Ok(None);
     };
-    let invites = db::referrals::invites_of(pool, campaign.id, openid.as_str()).await?;
+    let invites = db::referrals::invites_of(pool, campaign.id, openid).await?;
     let tiers = db::campaigns::tiers(pool, campaign.id).await?;
     let next = rules::next_tier(
         invites,
@@ -71,7 +71,7 @@ pub async fn of(state: &Services, openid: &OpenId) -> anyhow::Result<Option<Prog
 /// unfollow; before that (a follower from before Fission, not imported) WeChat is asked once and
 /// the answer recorded, so the next visit does not ask again.
 pub async fn follows(state: &Services, openid: &OpenId) -> Result<bool, ServiceError> {
-    if let Some(user) = db::users::get(&state.pool, openid.as_str()).await? {
+    if let Some(user) = db::users::get(&state.pool, openid).await? {
         if user.subscribed || user.state_at.is_some() {
             return Ok(user.subscribed);
         }

@@ -95,12 +95,12 @@ async fn user(
     openid: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let openid = OpenId::parse(&openid)?;
-    let user = db::users::get(&state.pool, openid.as_str())
+    let user = db::users::get(&state.pool, &openid)
         .await?
         .ok_or_else(|| AppError::NotFound("no such user".into()))?;
-    let code = db::codes::by_owner(&state.pool, openid.as_str()).await?;
-    let invites = db::referrals::invites_total(&state.pool, openid.as_str()).await?;
-    let invited_by = db::referrals::inviter_of(&state.pool, openid.as_str()).await?;
+    let code = db::codes::by_owner(&state.pool, &openid).await?;
+    let invites = db::referrals::invites_total(&state.pool, &openid).await?;
+    let invited_by = db::referrals::inviter_of(&state.pool, &openid).await?;
     Ok(HttpResponse::Ok().json(UserView {
         openid: user.openid,
         subscribed: user.subscribed,

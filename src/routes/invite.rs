@@ -100,7 +100,7 @@ async fn page(state: web::Data<AppState>, session: Session) -> Result<HttpRespon
         return personal_page(&page, StatusCode::OK);
     }
     let code = codes::issue(&state, &openid).await?;
-    let user = db::users::get(&state.pool, openid.as_str()).await?;
+    let user = db::users::get(&state.pool, &openid).await?;
     let progress = progress::of(&state, &openid).await?;
     let page = InvitePage::new(
         &state,

@@ -386,7 +386,10 @@ async fn a_follower_from_before_fission_is_looked_up_once() {
         assert!(page.contains("位好友已通过你关注"), "{page}");
     }
     assert_eq!(wechat.sim.calls("user/info"), 1);
-    let user = db::users::get(&app.pool, &dave).await.unwrap().unwrap();
+    let user = db::users::get(&app.pool, &fission::domain::OpenId::parse(&dave).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(user.subscribed && user.followed_since.is_some());
 }
 
@@ -408,7 +411,10 @@ async fn the_profile_scope_saves_nickname_and_avatar() {
     drop(client);
     let client = sign_in(&app, &wechat, &erin, "snsapi_userinfo").await;
     assert_eq!(wechat.sim.calls("sns/userinfo"), 1);
-    let user = db::users::get(&app.pool, &erin).await.unwrap().unwrap();
+    let user = db::users::get(&app.pool, &fission::domain::OpenId::parse(&erin).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(user.nickname.as_deref(), Some("小艾<b>"));
     assert!(user
         .avatar_url

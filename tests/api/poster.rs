@@ -87,7 +87,10 @@ async fn a_poster_is_rendered_once_and_again_when_an_input_changes() {
     assert_eq!(revalidated.status(), 304);
 
     // A new nickname is a new poster.
-    let user = db::users::get(&app.pool, &alice).await.unwrap().unwrap();
+    let user = db::users::get(&app.pool, &fission::domain::OpenId::parse(&alice).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     db::users::set_profile(&app.pool, &alice, "阿丽改名了", user.avatar_url.as_deref())
         .await
         .unwrap();

@@ -36,7 +36,7 @@ pub async fn page(
 ) -> Result<HttpResponse, AppError> {
     let openid = OpenId::parse(&openid)?;
     let id = openid.as_str();
-    let user = db::users::get(&state.pool, id).await?;
+    let user = db::users::get(&state.pool, &openid).await?;
     let invitees = db::dashboard::invitees(&state.pool, id, 500).await?;
     let events = db::events::for_user(&state.pool, id, 200).await?;
     if user.is_none() && invitees.is_empty() && events.is_empty() {
@@ -51,7 +51,7 @@ pub async fn page(
         layout: Layout::of(&state),
         f: f.with_section("leaderboard"),
         openid: id.to_string(),
-        invited_by: db::referrals::inviter_of(&state.pool, id).await?,
+        invited_by: db::referrals::inviter_of(&state.pool, &openid).await?,
         counts: db::dashboard::counts_by_campaign(&state.pool, id).await?,
         rewards: db::dashboard::rewards(&state.pool, id).await?,
         user,
