@@ -308,18 +308,8 @@ start_peer() {
         PEER_PORT="$PEER_PORT" PEER_DB="$db" PEER_CODES="$CODES" WECHAT_TOKEN=fission \
         bench/peer/run.sh >"$WORK/peer.log" 2>&1 &
     PEER_PID=$!
-    local deadline=$((SECONDS + 60))
-    until [[ "$(curl -s -o /dev/null -w '%{http_code}' "$PEER_BASE/wechat/callback")" == 403 ]]; do
-        if ! kill -0 "$PEER_PID" 2>/dev/null; then
-            echo "peer exited before becoming ready" >&2
-            exit 1
-        fi
-        if ((SECONDS >= deadline)); then
-            echo "peer not ready after 60 s" >&2
-            exit 1
-        fi
-        sleep 0.2
-    done
+    # An unsigned GET is refused (403) once the app is up.
+    bench_wait_ready peer "$PEER_PID" "$PEER_BASE/wechat/callback" 403
     echo "ready (pid $PEER_PID, workers $(pgrep -P "$PEER_PID" | tr '\n' ' '))"
 }
 

@@ -66,6 +66,24 @@ bench_build() {
     cargo build --release --bin fission
 }
 
+# Waits (60 s at most) until URL answers STATUS; exits if process PID dies first.
+#   bench_wait_ready NAME PID URL STATUS
+bench_wait_ready() {
+    local name=$1 pid=$2 url=$3 status=$4
+    local deadline=$((SECONDS + 60))
+    until [[ "$(curl -s -o /dev/null -w '%{http_code}' "$url")" == "$status" ]]; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            echo "$name exited before becoming ready" >&2
+            exit 1
+        fi
+        if ((SECONDS >= deadline)); then
+            echo "$name not ready after 60 s" >&2
+            exit 1
+        fi
+        sleep 0.2
+    done
+}
+
 # Starts the release binary in sandbox mode on a new database and waits for /readyz. Extra
 # NAME=VALUE arguments are added to the server's environment.
 bench_start_server() {
@@ -84,18 +102,7 @@ bench_start_server() {
         "$@" \
         "$BIN" serve >"$WORK/server.log" 2>&1 &
     SERVER_PID=$!
-    local deadline=$((SECONDS + 60))
-    until [[ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/readyz")" == 200 ]]; do
-        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-            echo "server exited before becoming ready" >&2
-            exit 1
-        fi
-        if ((SECONDS >= deadline)); then
-            echo "server not ready after 60 s" >&2
-            exit 1
-        fi
-        sleep 0.2
-    done
+    bench_wait_ready server "$SERVER_PID" "$BASE/readyz" 200
     echo "ready (pid $SERVER_PID)"
 }
 
