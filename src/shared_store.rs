@@ -1,5 +1,6 @@
-//! The small shared key-value store behind the access_token, its refresh lock and the push
-//! dedupe fast path: Redis when `REDIS_URL` is set, otherwise a map inside this process
+//! The small shared key-value store behind the access_token and its refresh lock, the login
+//! failure counters and the avatar mappings of posters: Redis when `REDIS_URL` is set,
+//! otherwise a map inside this process
 //! (which is only correct with a single instance — startup warns about it).
 
 use std::collections::HashMap;
