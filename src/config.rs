@@ -60,6 +60,8 @@ pub struct Settings {
     pub push_batch_wait_ms: u64,
     /// Batches written at once by this instance (each holds one database connection).
     pub push_writers: usize,
+    /// How long a new notice to an inviter waits for more news to join it.
+    pub notice_delay_ms: u64,
     /// Font for nicknames on posters (face 0 of a TTF/OTF/TTC); missing = posters without them.
     pub poster_font: PathBuf,
     /// A text message equal to this gets the sender's poster as the reply.
@@ -223,6 +225,12 @@ impl Settings {
                 2,
             )?
             .clamp(1, 32),
+            notice_delay_ms: parse_num::<u64>(
+                "FISSION_NOTICE_DELAY_MS",
+                get("FISSION_NOTICE_DELAY_MS"),
+                2000,
+            )?
+            .min(600_000),
             poster_font: PathBuf::from(or("FISSION_POSTER_FONT", DEFAULT_POSTER_FONT)),
             poster_keyword: or("FISSION_POSTER_KEYWORD", "海报").trim().to_string(),
             poster_menu_key: or("FISSION_POSTER_MENU_KEY", "MY_POSTER"),

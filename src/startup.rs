@@ -180,6 +180,7 @@ pub async fn connect(settings: Settings, public_url: &str) -> anyhow::Result<App
             max: settings.push_batch_max,
             wait: Duration::from_millis(settings.push_batch_wait_ms),
             writers: settings.push_writers,
+            notice_delay: Duration::from_millis(settings.notice_delay_ms),
         },
         outbox_wake.clone(),
         metrics.clone(),

@@ -77,18 +77,23 @@ async fn write(tx: &mut Tx<'_>, id: Option<i64>, c: &CampaignInput) -> sqlx::Res
              SELECT $2::text AS name, $3::timestamptz AS starts_at, $4::timestamptz AS ends_at,
                     $5::int AS revoke_window_days, $6::boolean AS revoke_rewards,
                     $7::text AS welcome_text, $8::text AS credit_text, $9::text AS reward_text,
-                    $10::text AS rules, $11::text AS template_id, $12::jsonb AS poster_layout),
+                    $10::text AS rules, $11::text AS template_id, $12::jsonb AS poster_layout,
+                    $13::text AS template_fields, $14::text AS subscribe_template_id,
+                    $15::text AS subscribe_fields),
          updated AS (
              UPDATE campaigns c SET name = i.name, starts_at = i.starts_at, ends_at = i.ends_at,
                     revoke_window_days = i.revoke_window_days, revoke_rewards = i.revoke_rewards,
                     welcome_text = i.welcome_text, credit_text = i.credit_text,
                     reward_text = i.reward_text, rules = i.rules, template_id = i.template_id,
-                    poster_layout = i.poster_layout
+                    poster_layout = i.poster_layout, template_fields = i.template_fields,
+                    subscribe_template_id = i.subscribe_template_id,
+                    subscribe_fields = i.subscribe_fields
              FROM input i WHERE $1::bigint IS NOT NULL AND c.id = $1
              RETURNING c.id),
          inserted AS (
              INSERT INTO campaigns (name, starts_at, ends_at, revoke_window_days, revoke_rewards,
-                    welcome_text, credit_text, reward_text, rules, template_id, poster_layout)
+                    welcome_text, credit_text, reward_text, rules, template_id, poster_layout,
+                    template_fields, subscribe_template_id, subscribe_fields)
              SELECT * FROM input WHERE $1::bigint IS NULL
              RETURNING id)
          SELECT id FROM updated UNION ALL SELECT id FROM inserted",
@@ -105,6 +110,9 @@ async fn write(tx: &mut Tx<'_>, id: Option<i64>, c: &CampaignInput) -> sqlx::Res
     .bind(&c.terms.rules)
     .bind(&c.terms.template_id)
     .bind(&c.poster_layout)
+    .bind(&c.terms.template_fields)
+    .bind(&c.terms.subscribe_template_id)
+    .bind(&c.terms.subscribe_fields)
     .fetch_optional(&mut **tx)
     .await
 }

@@ -19,7 +19,13 @@ pub struct CampaignTerms {
     pub credit_text: String,
     pub reward_text: String,
     pub rules: String,
+    /// Category template for notices when no customer-service message can be sent, and its
+    /// keyword mapping (`thing1={invitee}` lines).
     pub template_id: Option<String>,
+    pub template_fields: String,
+    /// Subscription-notice template the invite page asks followers to accept, and its mapping.
+    pub subscribe_template_id: Option<String>,
+    pub subscribe_fields: String,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
@@ -42,7 +48,7 @@ impl std::ops::Deref for Campaign {
 
 macro_rules! columns {
     () => {
-        "id, name, is_default, starts_at, ends_at, revoke_window_days, revoke_rewards, welcome_text, credit_text, reward_text, rules, template_id"
+        "id, name, is_default, starts_at, ends_at, revoke_window_days, revoke_rewards, welcome_text, credit_text, reward_text, rules, template_id, template_fields, subscribe_template_id, subscribe_fields"
     };
 }
 

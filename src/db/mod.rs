@@ -9,6 +9,7 @@ pub mod codes;
 pub mod dashboard;
 pub mod events;
 pub mod media;
+pub mod notices;
 pub mod outbox;
 pub mod posters;
 pub mod referrals;

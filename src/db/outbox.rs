@@ -16,6 +16,9 @@ pub enum JobKind {
     Message,
     /// The follower's poster as an image message: payload `poster::delivery::PosterJob`.
     Poster,
+    /// Everything a follower has yet to be told about their invitations, in one message by the
+    /// best open channel: payload `{"openid"}`, at most one open per follower.
+    Notice,
 }
 
 impl JobKind {
@@ -23,6 +26,7 @@ impl JobKind {
         match self {
             JobKind::Message => "message",
             JobKind::Poster => "poster",
+            JobKind::Notice => "notice",
         }
     }
 
@@ -31,35 +35,19 @@ impl JobKind {
         match kind {
             "message" => Some(JobKind::Message),
             "poster" => Some(JobKind::Poster),
+            "notice" => Some(JobKind::Notice),
             _ => None,
         }
     }
 }
 
-/// The payload of a `message` job: written by the push path, read by the worker.
+/// The payload of a `message` job (queued one per credit before notices were coalesced; the
+/// worker still sends those left in the queue).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MessageJob {
     pub openid: String,
     pub text: String,
     pub template_id: Option<String>,
-}
-
-/// Enqueues messages in one statement.
-pub async fn enqueue_messages(tx: &mut Tx<'_>, messages: &[MessageJob]) -> sqlx::Result<()> {
-    if messages.is_empty() {
-        return Ok(());
-    }
-    let payloads = messages
-        .iter()
-        .map(serde_json::to_value)
-        .collect::<Result<Vec<Value>, _>>()
-        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    sqlx::query("INSERT INTO outbox (kind, payload) SELECT $1, unnest($2::jsonb[])")
-        .bind(JobKind::Message.as_str())
-        .bind(payloads)
-        .execute(&mut **tx)
-        .await
-        .map(drop)
 }
 
 /// Enqueues a job that becomes due only after `delay_secs`: a fallback that the caller cancels
@@ -101,7 +89,8 @@ pub struct Job {
 /// Claims up to `limit` due jobs for `lease_secs`. Concurrent workers skip each other's rows.
 pub async fn claim(pool: &PgPool, limit: i64, lease_secs: i64) -> sqlx::Result<Vec<Job>> {
     sqlx::query_as(
-        "UPDATE outbox SET run_after = now() + make_interval(secs => $2), attempts = attempts + 1
+        "UPDATE outbox SET run_after = now() + make_interval(secs => $2), attempts = attempts + 1,
+                again = false
          WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND run_after <= now()
                       ORDER BY run_after, id LIMIT $1 FOR UPDATE SKIP LOCKED)
          RETURNING id, kind, payload, attempts",
@@ -176,6 +165,8 @@ pub async fn failed(pool: &PgPool, limit: i64) -> sqlx::Result<Vec<FailedJob>> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobStatus {
     Pending,
+    /// A notice with no open channel, until the follower can be reached.
+    Waiting,
     Sent,
     /// Given up on (or refused for good); kept for the dashboard, which can retry it.
     Failed,
@@ -185,6 +176,7 @@ impl JobStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             JobStatus::Pending => "pending",
+            JobStatus::Waiting => "waiting",
             JobStatus::Sent => "sent",
             JobStatus::Failed => "failed",
         }
@@ -199,10 +191,15 @@ impl TryFrom<String> for JobStatus {
     type Error = String;
 
     fn try_from(value: String) -> Result<JobStatus, String> {
-        [JobStatus::Pending, JobStatus::Sent, JobStatus::Failed]
-            .into_iter()
-            .find(|s| s.as_str() == value)
-            .ok_or_else(|| format!("unknown outbox status {value:?}"))
+        [
+            JobStatus::Pending,
+            JobStatus::Waiting,
+            JobStatus::Sent,
+            JobStatus::Failed,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == value)
+        .ok_or_else(|| format!("unknown outbox status {value:?}"))
     }
 }
 

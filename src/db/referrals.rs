@@ -250,6 +250,20 @@ pub struct StatsChange {
     pub reached_after: Option<DateTime<Utc>>,
 }
 
+/// The leaderboard as the ledger has it (campaign `$1`, or all): live credits per inviter.
+macro_rules! live_stats {
+    () => {
+        "WITH live AS (
+            SELECT r.campaign_id, r.inviter_openid AS openid, count(*)::int AS invites,
+                   max(r.credited_at) AS reached_at
+            FROM referrals r
+            WHERE ($1::bigint IS NULL OR r.campaign_id = $1)
+              AND NOT EXISTS (SELECT 1 FROM referral_revocations v WHERE v.referral_id = r.id)
+            GROUP BY r.campaign_id, r.inviter_openid
+         )"
+    };
+}
+
 /// Rebuilds the materialised leaderboard of one campaign (or all) from the ledger, holding the
 /// campaign's rows while it does, and returns the rows it changed.
 pub async fn rebuild_stats(
@@ -262,15 +276,9 @@ pub async fn rebuild_stats(
     sqlx::query("LOCK TABLE inviter_stats IN SHARE ROW EXCLUSIVE MODE")
         .execute(&mut *tx)
         .await?;
-    let changes = sqlx::query_as(
-        "WITH live AS (
-            SELECT r.campaign_id, r.inviter_openid AS openid, count(*)::int AS invites,
-                   max(r.credited_at) AS reached_at
-            FROM referrals r
-            WHERE ($1::bigint IS NULL OR r.campaign_id = $1)
-              AND NOT EXISTS (SELECT 1 FROM referral_revocations v WHERE v.referral_id = r.id)
-            GROUP BY r.campaign_id, r.inviter_openid
-         ), current AS (
+    let changes = sqlx::query_as(concat!(
+        live_stats!(),
+        ", current AS (
             SELECT campaign_id, openid, invites, reached_at FROM inviter_stats
             WHERE ($1::bigint IS NULL OR campaign_id = $1) AND invites > 0
          )
@@ -280,22 +288,26 @@ pub async fn rebuild_stats(
                 l.invites AS invites_after, l.reached_at AS reached_after
          FROM live l FULL JOIN current c ON c.campaign_id = l.campaign_id AND c.openid = l.openid
          WHERE l.invites IS DISTINCT FROM c.invites OR l.reached_at IS DISTINCT FROM c.reached_at
-         ORDER BY 1, 2",
-    )
+         ORDER BY 1, 2"
+    ))
     .bind(campaign.map(|c| c.0))
     .fetch_all(&mut *tx)
     .await?;
-    sqlx::query("DELETE FROM inviter_stats WHERE $1::bigint IS NULL OR campaign_id = $1")
-        .bind(campaign.map(|c| c.0))
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(
-        "INSERT INTO inviter_stats (campaign_id, openid, invites, reached_at)
-         SELECT r.campaign_id, r.inviter_openid, count(*), max(r.credited_at) FROM referrals r
-         WHERE ($1::bigint IS NULL OR r.campaign_id = $1)
-           AND NOT EXISTS (SELECT 1 FROM referral_revocations v WHERE v.referral_id = r.id)
-         GROUP BY r.campaign_id, r.inviter_openid",
-    )
+    // Rows are corrected in place, so what each inviter has been told (the notice and page
+    // watermarks) survives a rebuild.
+    sqlx::query(concat!(
+        live_stats!(),
+        ", gone AS (
+            DELETE FROM inviter_stats s
+            WHERE ($1::bigint IS NULL OR s.campaign_id = $1)
+              AND NOT EXISTS (SELECT 1 FROM live l
+                              WHERE l.campaign_id = s.campaign_id AND l.openid = s.openid)
+         )
+         INSERT INTO inviter_stats (campaign_id, openid, invites, reached_at)
+         SELECT campaign_id, openid, invites, reached_at FROM live
+         ON CONFLICT (campaign_id, openid)
+         DO UPDATE SET invites = EXCLUDED.invites, reached_at = EXCLUDED.reached_at"
+    ))
     .bind(campaign.map(|c| c.0))
     .execute(&mut *tx)
     .await?;

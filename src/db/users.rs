@@ -17,11 +17,15 @@ pub struct UserRow {
     pub imported_at: Option<DateTime<Utc>>,
     pub last_interaction_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// The customer-service allowance as Fission knows it (see `wechat::allowance`).
+    pub cs_left: i32,
+    pub cs_until: Option<DateTime<Utc>>,
+    pub cs_opened_at: Option<DateTime<Utc>>,
 }
 
 macro_rules! columns {
     () => {
-        "openid, nickname, avatar_url, subscribed, followed_since, state_at, imported_at, last_interaction_at, created_at"
+        "openid, nickname, avatar_url, subscribed, followed_since, state_at, imported_at, last_interaction_at, created_at, cs_left, cs_until, cs_opened_at"
     };
 }
 
@@ -51,6 +55,9 @@ pub struct PresenceState<'a> {
     pub followed_since: Option<DateTime<Utc>>,
     pub state_at: Option<DateTime<Utc>>,
     pub last_interaction_at: Option<DateTime<Utc>>,
+    pub cs_left: i32,
+    pub cs_until: Option<DateTime<Utc>>,
+    pub cs_opened_at: Option<DateTime<Utc>>,
 }
 
 /// Writes the presence of followers locked by `lock_many` in this transaction.
@@ -60,9 +67,12 @@ pub async fn set_presence(tx: &mut Tx<'_>, rows: &[PresenceState<'_>]) -> sqlx::
     }
     sqlx::query(
         "UPDATE users u SET subscribed = x.subscribed, followed_since = x.followed_since,
-                state_at = x.state_at, last_interaction_at = x.last_interaction_at
-         FROM unnest($1::text[], $2::boolean[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[])
-              AS x(openid, subscribed, followed_since, state_at, last_interaction_at)
+                state_at = x.state_at, last_interaction_at = x.last_interaction_at,
+                cs_left = x.cs_left, cs_until = x.cs_until, cs_opened_at = x.cs_opened_at
+         FROM unnest($1::text[], $2::boolean[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[],
+                     $6::int[], $7::timestamptz[], $8::timestamptz[])
+              AS x(openid, subscribed, followed_since, state_at, last_interaction_at,
+                   cs_left, cs_until, cs_opened_at)
          WHERE u.openid = ANY($1) AND u.openid = x.openid",
     )
     .bind(rows.iter().map(|r| r.openid.as_str()).collect::<Vec<_>>())
@@ -70,6 +80,9 @@ pub async fn set_presence(tx: &mut Tx<'_>, rows: &[PresenceState<'_>]) -> sqlx::
     .bind(rows.iter().map(|r| r.followed_since).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.state_at).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.last_interaction_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.cs_left).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.cs_until).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.cs_opened_at).collect::<Vec<_>>())
     .execute(&mut **tx)
     .await
     .map(drop)

@@ -24,6 +24,8 @@ pub enum Outcome {
     Poster,
     /// Another message or menu click.
     Interaction,
+    /// The follower answered a subscription-notice prompt.
+    Subscriptions,
     /// A push Fission keeps but does not act on.
     Recorded,
 }
@@ -45,6 +47,7 @@ impl Outcome {
             Outcome::Revoked => "revoked",
             Outcome::Poster => "poster",
             Outcome::Interaction => "interaction",
+            Outcome::Subscriptions => "subscriptions",
             Outcome::Recorded => "recorded",
         }
     }
@@ -61,7 +64,7 @@ impl TryFrom<String> for Outcome {
     }
 }
 
-const ALL: [Outcome; 15] = [
+const ALL: [Outcome; 16] = [
     Outcome::Duplicate,
     Outcome::Credited,
     Outcome::AlreadyCredited,
@@ -76,6 +79,7 @@ const ALL: [Outcome; 15] = [
     Outcome::Revoked,
     Outcome::Poster,
     Outcome::Interaction,
+    Outcome::Subscriptions,
     Outcome::Recorded,
 ];
 

@@ -3,6 +3,7 @@
 //! (`wechat_calls`, run by every instance). Each stops when the shutdown signal flips, after
 //! finishing the job in hand.
 
+pub mod notices;
 pub mod outbox;
 pub mod wechat_calls;
 

@@ -8,11 +8,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt};
-use serde_json::json;
 use tokio::sync::watch;
 
 use crate::db;
 use crate::db::outbox::{Job, JobKind, MessageJob};
+use crate::domain::OpenId;
 use crate::poster::delivery::PosterJob;
 use crate::services::{ServiceError, Services};
 use crate::state::AppState;
@@ -23,14 +23,21 @@ const MAX_ATTEMPTS: i32 = 8;
 const BATCH: i64 = 64;
 /// Followers whose jobs are sent at the same time.
 const CONCURRENCY: usize = 16;
-/// WeChat: customer-service messages only within 48 h of the user's last interaction.
-const OUTSIDE_48H: i64 = 45015;
+/// How often waiting notices are looked at again (a follower may have become reachable).
+const WAKE_EVERY: Duration = Duration::from_secs(2);
 
 pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
     let lease = i64::from(state.settings.outbox_lease_secs);
+    let mut woken_at = tokio::time::Instant::now();
     loop {
         if *shutdown.borrow() {
             return;
+        }
+        if woken_at.elapsed() >= WAKE_EVERY {
+            woken_at = tokio::time::Instant::now();
+            if let Err(e) = db::notices::wake(&state.pool).await {
+                tracing::warn!(error = ?e, "could not look at waiting notices");
+            }
         }
         let jobs = match db::outbox::claim(&state.pool, BATCH, lease).await {
             Ok(jobs) => jobs,
@@ -79,6 +86,11 @@ async fn process(state: &AppState, job: Job) {
             Ok(poster) => send_poster(state, &poster).await,
             Err(e) => Err(Failure::Permanent(format!("unreadable payload: {e}"))),
         },
+        // A notice records its own result (sent, waiting, or due again).
+        Some(JobKind::Notice) => match super::notices::send(state, &job).await {
+            Ok(()) => return,
+            Err(failure) => Err(failure),
+        },
         None => Err(Failure::Permanent(format!(
             "unknown job kind {:?}",
             job.kind
@@ -118,29 +130,20 @@ async fn process(state: &AppState, job: Job) {
     }
 }
 
-enum Failure {
+/// Why a job was not done: worth another try later, or never.
+pub enum Failure {
     Retry(String),
     Permanent(String),
 }
 
+/// A text queued before notices were coalesced: sent while the follower's allowance lasts,
+/// given up (not retried) when WeChat says it is spent.
 async fn send_message(state: &AppState, m: &MessageJob) -> Result<(), Failure> {
-    match state.wechat.send_text(&m.openid, &m.text).await {
-        Ok(()) => Ok(()),
-        Err(e) if e.errcode() == Some(OUTSIDE_48H) => match &m.template_id {
-            Some(template_id) => {
-                let data = json!({ "first": { "value": m.text } });
-                state
-                    .wechat
-                    .send_template(&m.openid, template_id, data)
-                    .await
-                    .map_err(classify)
-            }
-            None => Err(Failure::Permanent(format!(
-                "{e} (no template message configured)"
-            ))),
-        },
-        Err(e) => Err(classify(e)),
-    }
+    state
+        .wechat
+        .send_text(&m.openid, &m.text)
+        .await
+        .map_err(classify)
 }
 
 async fn send_poster(state: &AppState, job: &PosterJob) -> Result<(), Failure> {
@@ -149,15 +152,23 @@ async fn send_poster(state: &AppState, job: &PosterJob) -> Result<(), Failure> {
         .map_err(|e| match e {
             ServiceError::Wechat(e) => classify(e),
             ServiceError::Other(e) => Failure::Retry(format!("{e:#}")),
-        })
+        })?;
+    // The poster went as a customer-service message: one less for this follower.
+    if let Ok(openid) = OpenId::parse(&job.openid) {
+        if let Err(e) = db::notices::spend_custom(&state.pool, &openid).await {
+            tracing::warn!(error = ?e, "could not count a poster against the allowance");
+        }
+    }
+    Ok(())
 }
 
 fn classify(e: WechatError) -> Failure {
     match &e {
         WechatError::Config { .. } => Failure::Permanent(e.to_string()),
-        // Invalid openid, user blocked the account, invalid template: retrying cannot help.
+        // Invalid openid, user blocked the account, invalid template, the customer-service
+        // allowance spent or expired: retrying cannot help.
         WechatError::Api { errcode, .. }
-            if [40003, 40037, 43004, 45015, 40008].contains(errcode) =>
+            if [40003, 40037, 43004, 45015, 45047, 40008].contains(errcode) =>
         {
             Failure::Permanent(e.to_string())
         }

@@ -12,14 +12,14 @@ use sqlx::PgPool;
 use super::campaigns::CampaignCache;
 use super::incoming::{Incoming, Kind};
 use super::plan::{self, Known, Plan, PlannedCredit};
-use crate::db::campaigns::GrantStatus;
-use crate::db::outbox::{JobKind, MessageJob};
+use crate::db::outbox::JobKind;
 use crate::db::{self, Tx};
 use crate::domain::Outcome;
 use crate::domain::{CampaignId, OpenId, Scene};
 use crate::poster::delivery::{self, PosterJob};
-use crate::referral::rules::{self, CampaignRules, Code, CodeOwner, Follower};
+use crate::referral::rules::{CampaignRules, Code, CodeOwner, Follower};
 use crate::referral::texts::fill;
+use crate::wechat::allowance::Allowance;
 
 /// What a batch came to, push by push (in the batch's order).
 #[derive(Debug)]
@@ -43,9 +43,10 @@ pub async fn apply(
     pool: &PgPool,
     campaigns: &CampaignCache,
     pushes: &[Incoming],
+    notice_delay: std::time::Duration,
 ) -> anyhow::Result<Applied> {
     let mut tx = pool.begin().await.context("starting the batch")?;
-    let applied = write(&mut tx, campaigns, pushes).await?;
+    let applied = write(&mut tx, campaigns, pushes, notice_delay).await?;
     tx.commit().await.context("committing the batch")?;
     Ok(applied)
 }
@@ -54,6 +55,7 @@ async fn write(
     tx: &mut Tx<'_>,
     cache: &CampaignCache,
     pushes: &[Incoming],
+    notice_delay: std::time::Duration,
 ) -> anyhow::Result<Applied> {
     let followers = lock_followers(tx, pushes).await?;
     let keys: Vec<&str> = pushes.iter().map(|p| p.dedupe_key.as_str()).collect();
@@ -97,14 +99,15 @@ async fn write(
         .await
         .context("correcting outcomes")?;
     let poster_jobs = queue_posters(tx, pushes, &plan.posters).await?;
+    record_subscriptions(tx, pushes, &plan, &events).await?;
 
     // The rows every batch shares — code counters, leaderboard rows — are taken last, so they
     // are held for as little as possible: only the statements from here to the commit.
     let counts = count(tx, &plan, &credited, &revoked, &campaigns).await?;
-    let messages = tell_inviters(tx, &campaigns, &credited, &counts).await?;
-    db::outbox::enqueue_messages(tx, &messages)
+    let inviters = reward_inviters(tx, &campaigns, &credited, &counts).await?;
+    db::notices::want(tx, &inviters, notice_delay)
         .await
-        .context("queueing messages")?;
+        .context("queueing notices")?;
 
     let mut replies = vec![None; pushes.len()];
     for (c, _) in &credited {
@@ -117,7 +120,7 @@ async fn write(
         outcomes,
         replies,
         poster_jobs,
-        queued: !messages.is_empty(),
+        queued: !inviters.is_empty(),
     })
 }
 
@@ -191,6 +194,29 @@ async fn record<'a>(
     })
 }
 
+/// Subscription notices the followers accepted (each allows one notice) or withdrew.
+async fn record_subscriptions(
+    tx: &mut Tx<'_>,
+    pushes: &[Incoming],
+    plan: &Plan,
+    events: &EventIds<'_>,
+) -> anyhow::Result<()> {
+    let choices: Vec<db::notices::Choice<'_>> = plan
+        .subscriptions
+        .iter()
+        .map(|(i, template, accepted)| db::notices::Choice {
+            openid: &pushes[*i].openid,
+            template_id: template,
+            accepted: *accepted,
+            at: pushes[*i].at,
+            event_id: events.of(*i),
+        })
+        .collect();
+    db::notices::record_choices(tx, &choices)
+        .await
+        .context("recording subscription choices")
+}
+
 async fn set_presence(tx: &mut Tx<'_>, plan: &Plan) -> anyhow::Result<()> {
     let presence: Vec<db::users::PresenceState<'_>> = plan
         .followers
@@ -201,6 +227,11 @@ async fn set_presence(tx: &mut Tx<'_>, plan: &Plan) -> anyhow::Result<()> {
             followed_since: f.followed_since,
             state_at: f.state_at,
             last_interaction_at: f.last_interaction_at,
+            cs_left: f.allowance.left,
+            cs_until: DateTime::from_timestamp(f.allowance.until, 0)
+                .filter(|_| f.allowance.until > 0),
+            cs_opened_at: DateTime::from_timestamp(f.allowance.opened_at, 0)
+                .filter(|_| f.allowance.opened_at > 0),
         })
         .collect();
     db::users::set_presence(tx, &presence)
@@ -353,6 +384,11 @@ fn follower(row: db::users::UserRow) -> Follower {
         state_at: row.state_at,
         imported: row.imported_at.is_some(),
         last_interaction_at: row.last_interaction_at,
+        allowance: Allowance {
+            left: row.cs_left,
+            until: row.cs_until.map_or(0, |t| t.timestamp()),
+            opened_at: row.cs_opened_at.map_or(0, |t| t.timestamp()),
+        },
     }
 }
 
@@ -491,21 +527,17 @@ async fn revoke(
     })
 }
 
-/// The inviters' messages: one per credit with the count it brought, then one per reward tier
-/// newly reached (drawing a code from the tier's pool where it has one).
-async fn tell_inviters(
+/// Grants the reward tiers the batch's credits reached (drawing a code from the tier's pool
+/// where it has one). Returns the inviters who have news: the notice job tells them.
+async fn reward_inviters<'c>(
     tx: &mut Tx<'_>,
     campaigns: &[CampaignRules],
-    credited: &[(&PlannedCredit, i64)],
+    credited: &[(&'c PlannedCredit, i64)],
     counts: &HashMap<(CampaignId, String), i32>,
-) -> anyhow::Result<Vec<MessageJob>> {
-    // (campaign, inviter) -> their credits in this batch, in CreateTime order.
-    let mut by_inviter: BTreeMap<(i64, &OpenId), Vec<&PlannedCredit>> = BTreeMap::new();
+) -> anyhow::Result<Vec<&'c OpenId>> {
+    let mut by_inviter: BTreeMap<(i64, &OpenId), ()> = BTreeMap::new();
     for (c, _) in credited {
-        by_inviter
-            .entry((c.campaign.0, &c.inviter))
-            .or_default()
-            .push(c);
+        by_inviter.insert((c.campaign.0, &c.inviter), ());
     }
     let mut granted: HashSet<(i64, String)> = HashSet::new();
     let with_tiers: BTreeMap<i64, Vec<&OpenId>> =
@@ -528,40 +560,16 @@ async fn tell_inviters(
                 .context("reading grants")?,
         );
     }
-
-    let mut messages = Vec::new();
-    for ((campaign_id, inviter), mut credits) in by_inviter {
+    let mut told = Vec::new();
+    for (campaign_id, inviter) in by_inviter.into_keys() {
+        told.push(inviter);
         let Some(rules) = campaign(campaigns, CampaignId(campaign_id)) else {
             continue;
         };
-        credits.sort_by_key(|c| (c.at, c.push));
         let total = counts
             .get(&(rules.id, inviter.to_string()))
             .copied()
             .unwrap_or(0);
-        let first = total - credits.len() as i32;
-        for (n, c) in credits.iter().enumerate() {
-            let count = (first + n as i32 + 1).max(1);
-            let next = rules::next_tier(
-                count,
-                rules.tiers.iter().map(|t| (t.threshold, t.name.as_str())),
-            )
-            .map(|(more, name)| format!("再邀请 {more} 位即可获得「{name}」。"))
-            .unwrap_or_default();
-            let invitee = c.invitee_name.as_deref().unwrap_or("一位新朋友");
-            messages.push(message(
-                inviter,
-                rules,
-                fill(
-                    &rules.credit_text,
-                    &[
-                        ("invitee", invitee),
-                        ("count", &count.to_string()),
-                        ("next", &next),
-                    ],
-                ),
-            ));
-        }
         for tier in rules.tiers.iter().filter(|t| t.threshold <= total) {
             if granted.contains(&(tier.id, inviter.to_string())) {
                 continue;
@@ -573,40 +581,12 @@ async fn tell_inviters(
                 name: tier.name.clone(),
                 uses_codes: tier.uses_codes,
             };
-            let Some(grant) = db::campaigns::grant(tx, &row, inviter)
+            db::campaigns::grant(tx, &row, inviter)
                 .await
-                .context("granting a reward")?
-            else {
-                continue;
-            };
-            let code_line = match (&grant.code, grant.status) {
-                (Some(code), _) => format!("兑换码：{code}"),
-                (None, GrantStatus::OutOfStock) => {
-                    "奖励码已发完，工作人员会尽快与你联系。".to_string()
-                }
-                _ => String::new(),
-            };
-            messages.push(message(
-                inviter,
-                rules,
-                fill(
-                    &rules.reward_text,
-                    &[
-                        ("count", &total.to_string()),
-                        ("reward", &tier.name),
-                        ("code", &code_line),
-                    ],
-                ),
-            ));
+                .context("granting a reward")?;
         }
     }
-    Ok(messages)
-}
-
-fn message(to: &OpenId, rules: &CampaignRules, text: String) -> MessageJob {
-    MessageJob {
-        openid: to.to_string(),
-        text,
-        template_id: rules.template_id.clone(),
-    }
+    told.sort();
+    told.dedup();
+    Ok(told)
 }

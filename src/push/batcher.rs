@@ -26,6 +26,9 @@ pub struct BatchLimits {
     pub max: usize,
     pub wait: Duration,
     pub writers: usize,
+    /// How long a new notice to an inviter waits for more news to join it (friends following
+    /// in a burst are told in one message).
+    pub notice_delay: Duration,
 }
 
 struct Waiting {
@@ -182,7 +185,14 @@ fn answer(
 async fn apply_with_retries(writers: &Writers, pushes: &[Incoming]) -> anyhow::Result<Applied> {
     let mut attempt = 1;
     loop {
-        match apply::apply(&writers.pool, &writers.campaigns, pushes).await {
+        match apply::apply(
+            &writers.pool,
+            &writers.campaigns,
+            pushes,
+            writers.limits.notice_delay,
+        )
+        .await
+        {
             Ok(applied) => return Ok(applied),
             Err(e) if attempt < ATTEMPTS && lost_a_race(&e) => {
                 tracing::debug!(error = format!("{e:#}"), attempt, "retrying a batch");

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 
 use crate::config::Settings;
 use crate::domain::{InvalidValue, OpenId, Scene};
+use crate::wechat::allowance::Opener;
 use crate::wechat::message::{Push, PushKind};
 
 /// The scene a push carried: as sent, and what it parses to (`None` when it cannot name any
@@ -37,7 +38,13 @@ pub enum Kind {
     Unsubscribe,
     /// A message or a menu click; `wants_poster` for the poster keyword or menu key.
     Interaction {
+        opener: Opener,
         wants_poster: bool,
+    },
+    /// The follower accepted (or turned down) subscription notices, by template id.
+    Subscriptions {
+        accepted: Vec<String>,
+        rejected: Vec<String>,
     },
     /// Anything else: recorded, nothing decided.
     Other,
@@ -77,8 +84,30 @@ impl Incoming {
             },
             PushKind::Unsubscribe => Kind::Unsubscribe,
             kind @ (PushKind::Click { .. } | PushKind::Text { .. }) => Kind::Interaction {
+                opener: match kind {
+                    PushKind::Click { .. } => Opener::Action,
+                    _ => Opener::Message,
+                },
                 wants_poster: crate::poster::delivery::asks_for_poster(settings, &kind),
             },
+            PushKind::Message => Kind::Interaction {
+                opener: Opener::Message,
+                wants_poster: false,
+            },
+            PushKind::Subscriptions { choices } => {
+                let (accepted, rejected): (Vec<_>, Vec<_>) =
+                    choices.iter().partition(|c| c.accepted());
+                Kind::Subscriptions {
+                    accepted: accepted
+                        .into_iter()
+                        .map(|c| c.template_id.clone())
+                        .collect(),
+                    rejected: rejected
+                        .into_iter()
+                        .map(|c| c.template_id.clone())
+                        .collect(),
+                }
+            }
             PushKind::Other => Kind::Other,
         };
         Ok(Incoming {

@@ -13,6 +13,7 @@ use crate::domain::{CampaignId, OpenId, Scene};
 use crate::referral::rules::{
     self, CampaignRules, Code, CodeOwner, Follower, Presence, SubscribeDecision,
 };
+use crate::wechat::allowance::Opener;
 
 /// What the database held when the batch's rows were locked.
 pub struct Known<'a> {
@@ -57,6 +58,8 @@ pub struct Plan {
     pub unsubscribes: Vec<usize>,
     /// Requests for the sender's poster.
     pub posters: Vec<usize>,
+    /// Subscription notices accepted (true) or withdrawn (false): push, template id.
+    pub subscriptions: Vec<(usize, String, bool)>,
 }
 
 pub fn plan(pushes: &[Incoming], known: Known<'_>) -> Plan {
@@ -98,6 +101,7 @@ pub fn plan(pushes: &[Incoming], known: Known<'_>) -> Plan {
         plan.outcomes[i] = match &push.kind {
             Kind::Subscribe { scene } => {
                 follower.see(push.at, FOLLOWING);
+                follower.opened(Opener::Action, push.at);
                 let Some(scene) = scene else {
                     plan.outcomes[i] = Outcome::Followed;
                     continue;
@@ -143,6 +147,7 @@ pub fn plan(pushes: &[Incoming], known: Known<'_>) -> Plan {
             Kind::Scan { scene } => {
                 // A SCAN is only pushed to followers: it is evidence of following at its time.
                 follower.see(push.at, FOLLOWING);
+                follower.opened(Opener::Action, push.at);
                 if let Some(code) = scene.scene.as_ref().and_then(|s| known.codes.get(s)) {
                     plan.code_uses.entry(code.id).or_default().0 += 1;
                 }
@@ -156,10 +161,16 @@ pub fn plan(pushes: &[Incoming], known: Known<'_>) -> Plan {
                         state: Some(false),
                     },
                 );
+                if follower.state_at == Some(push.at) {
+                    follower.left(push.at);
+                }
                 plan.unsubscribes.push(i);
                 Outcome::Unsubscribed
             }
-            Kind::Interaction { wants_poster } => {
+            Kind::Interaction {
+                opener,
+                wants_poster,
+            } => {
                 follower.see(
                     push.at,
                     Presence {
@@ -167,12 +178,22 @@ pub fn plan(pushes: &[Incoming], known: Known<'_>) -> Plan {
                         state: None,
                     },
                 );
+                follower.opened(*opener, push.at);
                 if *wants_poster {
                     plan.posters.push(i);
                     Outcome::Poster
                 } else {
                     Outcome::Interaction
                 }
+            }
+            Kind::Subscriptions { accepted, rejected } => {
+                for template in accepted {
+                    plan.subscriptions.push((i, template.clone(), true));
+                }
+                for template in rejected {
+                    plan.subscriptions.push((i, template.clone(), false));
+                }
+                Outcome::Subscriptions
             }
             Kind::Other => Outcome::Recorded,
         };

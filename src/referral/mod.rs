@@ -5,6 +5,7 @@ pub mod campaigns;
 pub mod channels;
 pub mod codes;
 pub mod import;
+pub mod notices;
 pub mod profile;
 pub mod progress;
 pub mod rules;

@@ -67,6 +67,12 @@ pub async fn of(state: &Services, openid: &OpenId) -> anyhow::Result<Option<Prog
     }))
 }
 
+/// The follower is looking at their progress in `campaign`: whatever was waiting to be told
+/// counts as told. Returns how many of their friends are new since they last saw it.
+pub async fn seen(state: &Services, openid: &OpenId, campaign: i64) -> sqlx::Result<i64> {
+    db::notices::seen_on_page(&state.pool, openid, campaign).await
+}
+
 /// Does this person follow the account? Fission's record decides once it has seen a follow or
 /// unfollow; before that (a follower from before Fission, not imported) WeChat is asked once and
 /// the answer recorded, so the next visit does not ask again.

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use crate::domain::{CampaignId, OpenId};
+use crate::wechat::allowance::{Allowance, Opener};
 
 /// What Fission knows of a follower's history, as far as the rules care.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -18,6 +19,9 @@ pub struct Follower {
     /// Recorded as an existing follower by `import-followers`.
     pub imported: bool,
     pub last_interaction_at: Option<DateTime<Utc>>,
+    /// How many customer-service messages WeChat would take now, as far as the pushes Fission
+    /// saw and the messages it sent tell.
+    pub allowance: Allowance,
 }
 
 /// What a push tells about a follower at the push's time.
@@ -41,6 +45,19 @@ impl Follower {
                 self.subscribed = state;
                 self.state_at = Some(at);
             }
+        }
+    }
+
+    /// The follower did something at `at` that opens a customer-service allowance.
+    pub fn opened(&mut self, opener: Opener, at: DateTime<Utc>) {
+        self.allowance = self.allowance.opened(opener, at.timestamp());
+    }
+
+    /// The follower left at `at`: no message reaches them until they act again (an
+    /// unsubscribe older than the latest opening, pushed late, changes nothing).
+    pub fn left(&mut self, at: DateTime<Utc>) {
+        if at.timestamp() >= self.allowance.opened_at {
+            self.allowance = self.allowance.closed();
         }
     }
 

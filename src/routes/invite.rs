@@ -102,13 +102,36 @@ async fn page(state: web::Data<AppState>, session: Session) -> Result<HttpRespon
     let code = codes::issue(&state, &openid).await?;
     let user = db::users::get(&state.pool, &openid).await?;
     let progress = progress::of(&state, &openid).await?;
-    let page = InvitePage::new(
+    let fresh = match &progress {
+        Some(p) => progress::seen(&state, &openid, p.campaign.id).await?,
+        None => 0,
+    };
+    let subscribe = progress
+        .as_ref()
+        .and_then(|p| p.campaign.subscribe_template_id.clone())
+        .map(|template_id| SubscribeView {
+            sandbox_link: state.settings.sandbox.then(|| {
+                let query = serde_urlencoded::to_string([
+                    ("openid", openid.as_str()),
+                    ("templates", template_id.as_str()),
+                    ("back", "/invite"),
+                ])
+                .unwrap_or_default();
+                format!("/sandbox/subscribe?{query}")
+            }),
+            template_id,
+        });
+    let mut page = InvitePage::new(
         &state,
         user.and_then(|u| u.nickname),
         &code.ticket,
         state.settings.sandbox.then_some(code.url),
         progress,
     );
+    page.subscribe = subscribe;
+    if let Some(c) = page.campaign.as_mut() {
+        c.mark_new(fresh);
+    }
     personal_page(&page, StatusCode::OK)
 }
 
@@ -333,6 +356,14 @@ struct InvitePage {
     /// Sandbox only: the scan page the QR code encodes, since nobody scans it with WeChat.
     scan_link: Option<String>,
     campaign: Option<CampaignView>,
+    /// The campaign sends subscription notices: the button that asks for one.
+    subscribe: Option<SubscribeView>,
+}
+
+struct SubscribeView {
+    template_id: String,
+    /// Sandbox mode: the simulator's subscription prompt (WeChat's open tag needs WeChat).
+    sandbox_link: Option<String>,
 }
 
 struct CampaignView {
@@ -345,6 +376,23 @@ struct CampaignView {
     has_tiers: bool,
     rewards: Vec<RewardView>,
     friends: Vec<FriendView>,
+    /// Friends who joined since the follower last looked (or was told).
+    new_friends: i64,
+}
+
+impl CampaignView {
+    /// Marks the newest `fresh` counted friends as new.
+    fn mark_new(&mut self, fresh: i64) {
+        self.new_friends = fresh;
+        let mut left = fresh;
+        for f in self.friends.iter_mut().filter(|f| !f.revoked) {
+            if left <= 0 {
+                break;
+            }
+            f.new = true;
+            left -= 1;
+        }
+    }
 }
 
 struct NextView {
@@ -365,6 +413,7 @@ struct FriendView {
     name: String,
     date: String,
     revoked: bool,
+    new: bool,
 }
 
 impl InvitePage {
@@ -383,6 +432,7 @@ impl InvitePage {
             image_version,
             scan_link,
             campaign: progress.map(CampaignView::from),
+            subscribe: None,
         }
     }
 }
@@ -425,8 +475,10 @@ impl From<Progress> for CampaignView {
                     name: texts::mask_name(f.nickname.as_deref().unwrap_or("")),
                     date: china_date(f.credited_at),
                     revoked: f.revoked_at.is_some(),
+                    new: false,
                 })
                 .collect(),
+            new_friends: 0,
         }
     }
 }

@@ -8,8 +8,10 @@ use actix_web::{web, HttpResponse, ResponseError};
 use rand::Rng;
 use serde_json::{json, Value};
 
-use super::state::{InboxBody, Via, WxError, SERVICE_WINDOW};
+use super::state::{InboxBody, Via, WxError};
 use super::Simulator;
+use super::{SimTemplate, TemplateKind};
+use crate::wechat::allowance::OUT_OF_TIME;
 
 /// Query parameters as a map, so a missing one becomes WeChat's errcode, not actix's 400.
 pub(super) type Params = web::Query<HashMap<String, String>>;
@@ -44,6 +46,11 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/cgi-bin/message/template/send")
             .route(web::post().to(template_send))
+            .default_service(web::to(require_post)),
+    )
+    .service(
+        web::resource("/cgi-bin/message/subscribe/bizsend")
+            .route(web::post().to(subscribe_send))
             .default_service(web::to(require_post)),
     );
 }
@@ -120,10 +127,11 @@ async fn custom_send(
     let mut st = sim.state();
     let now = st.now();
     let user = st.users.get(touser).ok_or(WxError::new(40003))?;
-    let in_window = user.following
-        && user
-            .last_interaction
-            .is_some_and(|at| now - at <= SERVICE_WINDOW);
+    let allowed = if user.following {
+        user.allowance.check(now).map_err(|closed| closed.errcode())
+    } else {
+        Err(OUT_OF_TIME)
+    };
     let message = match body.get("msgtype").and_then(Value::as_str) {
         Some("text") => {
             let content = body
@@ -149,14 +157,16 @@ async fn custom_send(
         }
         _ => return Err(WxError::new(40008)),
     };
-    if !in_window {
-        return Err(WxError::new(45015));
+    allowed.map_err(WxError::new)?;
+    if let Some(user) = st.users.get_mut(touser) {
+        user.allowance.spend();
     }
     st.deliver(touser, Via::Custom, message);
     Ok(ok())
 }
 
-/// Any `template_id` of the form `tpl_*` exists in the simulated account.
+/// A category template message: the template must be one of the account's category
+/// templates, and `data` must fill exactly its keywords with valid values.
 async fn template_send(
     sim: web::Data<Simulator>,
     q: Params,
@@ -165,41 +175,134 @@ async fn template_send(
     sim.gate("message/template/send", token(&q))?;
     let body: Value = serde_json::from_slice(&body).map_err(|_| WxError::new(47001))?;
     let touser = body.get("touser").and_then(Value::as_str).unwrap_or("");
-    let mut st = sim.state();
-    let following = st.users.get(touser).ok_or(WxError::new(40003))?.following;
-    let template_id = body
-        .get("template_id")
-        .and_then(Value::as_str)
-        .filter(|id| id.len() > 4 && id.starts_with("tpl_"))
-        .ok_or(WxError::new(40037))?;
-    // data is {"keyword": {"value": "…", "color"?: "…"}, …}
-    let data = body
-        .get("data")
-        .filter(|d| {
-            d.as_object().is_some_and(|fields| {
-                fields
-                    .values()
-                    .all(|f| f.get("value").is_some_and(Value::is_string))
-            })
-        })
-        .ok_or(WxError::new(47001))?;
+    let template = find_template(&sim, &body, TemplateKind::Category)?;
+    let data = keyword_data(&body, &template)?;
     let url = match body.get("url") {
         None | Some(Value::Null) => None,
         Some(Value::String(u)) => Some(u.clone()),
         Some(_) => return Err(WxError::new(47001)),
     };
+    let mut st = sim.state();
+    let following = st.users.get(touser).ok_or(WxError::new(40003))?.following;
     if !following {
         return Err(WxError::new(43004));
     }
     let msgid: i64 = rand::thread_rng().gen_range(1_000_000_000..i64::from(i32::MAX) * 2);
     let message = InboxBody::Template {
-        template_id: template_id.to_owned(),
+        template_id: template.id.clone(),
         url,
-        data: data.clone(),
+        data,
         msgid,
     };
     st.deliver(touser, Via::Template, message);
     Ok(HttpResponse::Ok().json(json!({ "errcode": 0, "errmsg": "ok", "msgid": msgid })))
+}
+
+/// A one-time subscription notice: each needs an acceptance of that template by the user
+/// (43101 without one), and is used up by it.
+async fn subscribe_send(
+    sim: web::Data<Simulator>,
+    q: Params,
+    body: web::Bytes,
+) -> Result<HttpResponse, WxError> {
+    sim.gate("message/subscribe/bizsend", token(&q))?;
+    let body: Value = serde_json::from_slice(&body).map_err(|_| WxError::new(47001))?;
+    let touser = body.get("touser").and_then(Value::as_str).unwrap_or("");
+    let template = find_template(&sim, &body, TemplateKind::Subscription)?;
+    let data = keyword_data(&body, &template)?;
+    let page = match body.get("page") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(u)) => Some(u.clone()),
+        Some(_) => return Err(WxError::new(47001)),
+    };
+    let mut st = sim.state();
+    let user = st.users.get_mut(touser).ok_or(WxError::new(40003))?;
+    if !user.following {
+        return Err(WxError::new(43101));
+    }
+    match user.accepted.get_mut(&template.id) {
+        Some(n) if *n > 0 => *n -= 1,
+        _ => return Err(WxError::new(43101)),
+    }
+    let message = InboxBody::Template {
+        template_id: template.id.clone(),
+        url: page,
+        data,
+        msgid: 0,
+    };
+    st.deliver(touser, Via::Subscription, message);
+    Ok(ok())
+}
+
+fn find_template(
+    sim: &Simulator,
+    body: &Value,
+    kind: TemplateKind,
+) -> Result<SimTemplate, WxError> {
+    let id = body
+        .get("template_id")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    sim.config()
+        .templates
+        .iter()
+        .find(|t| t.id == id && t.kind == kind)
+        .cloned()
+        .ok_or(WxError::new(40037))
+}
+
+/// `data` as `{"thing1": {"value": "…"}, …}` with exactly the template's keywords, each value
+/// valid for its type (47003 "argument invalid" otherwise).
+fn keyword_data(body: &Value, template: &SimTemplate) -> Result<Value, WxError> {
+    let fields = body
+        .get("data")
+        .and_then(Value::as_object)
+        .ok_or(WxError::new(47003))?;
+    let mut declared: Vec<&str> = template.fields.iter().map(String::as_str).collect();
+    let mut given: Vec<&str> = fields.keys().map(String::as_str).collect();
+    declared.sort_unstable();
+    given.sort_unstable();
+    if declared != given {
+        return Err(WxError::new(47003));
+    }
+    for (key, field) in fields {
+        let value = field
+            .get("value")
+            .and_then(Value::as_str)
+            .ok_or(WxError::new(47003))?;
+        if !valid_keyword_value(key, value) {
+            return Err(WxError::new(47003));
+        }
+    }
+    Ok(Value::Object(fields.clone()))
+}
+
+/// WeChat's rules for keyword values by type (the name without its number).
+fn valid_keyword_value(key: &str, value: &str) -> bool {
+    let kind = key.trim_end_matches(|c: char| c.is_ascii_digit());
+    let chars = value.chars().count();
+    if chars == 0 {
+        return false;
+    }
+    match kind {
+        "thing" => chars <= 20,
+        "phrase" => chars <= 5 && value.chars().all(|c| !c.is_ascii_digit()),
+        "name" => chars <= 10,
+        "number" => {
+            chars <= 32
+                && value.chars().all(|c| c.is_ascii_digit() || c == '.')
+                && value.chars().any(|c| c.is_ascii_digit())
+        }
+        "character_string" => chars <= 32 && value.is_ascii(),
+        "time" | "date" => {
+            chars <= 32
+                && value
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || " -:/年月日时分".contains(c))
+        }
+        "amount" => chars <= 32 && value.chars().any(|c| c.is_ascii_digit()),
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -260,14 +363,14 @@ mod tests {
     }
 
     #[actix_web::test]
-    async fn custom_send_respects_the_48_hour_window() {
+    async fn custom_send_follows_the_2023_allowances() {
         let t = spawn().await;
+        // Added as following: a follow just now opens 3 messages within a minute.
         t.sim.add_user("oA", "阿甲", true);
         t.sim.add_user("oB", "阿乙", false);
         let token = t.access_token().await;
         let uri = format!("/cgi-bin/message/custom/send?access_token={token}");
         let text = |to: &str| json!({"touser": to, "msgtype": "text", "text": {"content": "你好"}});
-        assert_eq!(t.post_json(&uri, &text("oA")).await["errcode"], 0);
         assert_eq!(t.post_json(&uri, &text("oB")).await["errcode"], 45015);
         assert_eq!(t.post_json(&uri, &text("oZ")).await["errcode"], 40003);
         let no_content = json!({"touser": "oA", "msgtype": "text", "text": {}});
@@ -276,15 +379,20 @@ mod tests {
         assert_eq!(t.post_json(&uri, &bad_type).await["errcode"], 40008);
         let bad_media = json!({"touser": "oA", "msgtype": "image", "image": {"media_id": "nope"}});
         assert_eq!(t.post_json(&uri, &bad_media).await["errcode"], 40007);
+        for _ in 0..3 {
+            assert_eq!(t.post_json(&uri, &text("oA")).await["errcode"], 0);
+        }
+        assert_eq!(t.post_json(&uri, &text("oA")).await["errcode"], 45047);
+        assert_eq!(t.sim.inbox("oA").len(), 3);
 
-        t.sim.advance_clock(48 * 3600 + 1);
+        // A minute later the follow's allowance is over, spent or not.
+        t.sim.add_user("oC", "阿丙", true);
+        t.sim.advance_clock(61);
         let token = t.access_token().await;
         let uri = format!("/cgi-bin/message/custom/send?access_token={token}");
-        assert_eq!(t.post_json(&uri, &text("oA")).await["errcode"], 45015);
-        let inbox = t.sim.inbox("oA");
-        assert_eq!(inbox.len(), 1);
+        assert_eq!(t.post_json(&uri, &text("oC")).await["errcode"], 45015);
         assert_eq!(
-            inbox[0].body,
+            t.sim.inbox("oA")[0].body,
             InboxBody::Text {
                 content: "你好".into()
             }
@@ -292,31 +400,73 @@ mod tests {
     }
 
     #[actix_web::test]
-    async fn template_send_needs_a_tpl_id_and_a_follower() {
+    async fn template_send_needs_a_declared_template_filled_exactly() {
         let t = spawn().await;
         t.sim.add_user("oA", "阿甲", true);
         t.sim.add_user("oB", "阿乙", false);
         let token = t.access_token().await;
         let uri = format!("/cgi-bin/message/template/send?access_token={token}");
-        let msg = |to: &str, tpl: &str| {
-            json!({"touser": to, "template_id": tpl, "url": "https://example.com/x",
-                   "data": {"first": {"value": "恭喜"}, "keyword1": {"value": "3 人", "color": "#173177"}}})
-        };
-        let sent = t.post_json(&uri, &msg("oA", "tpl_reward")).await;
+        let msg = |to: &str, tpl: &str, data: Value| json!({"touser": to, "template_id": tpl, "url": "https://example.com/x", "data": data});
+        let good = json!({"thing1": {"value": "小红等 3 位好友"}, "number2": {"value": "12"},
+                          "thing3": {"value": "再邀请 3 位得贴纸"}});
+        let sent = t
+            .post_json(&uri, &msg("oA", "tpl_invite_progress", good.clone()))
+            .await;
         assert_eq!(sent["errcode"], 0);
         assert!(sent["msgid"].is_i64());
+        // Not the account's, or a subscription template: 40037.
+        for tpl in ["tpl_reward", "sub_invite_progress"] {
+            assert_eq!(
+                t.post_json(&uri, &msg("oA", tpl, good.clone())).await["errcode"],
+                40037
+            );
+        }
         assert_eq!(
-            t.post_json(&uri, &msg("oA", "reward")).await["errcode"],
-            40037
-        );
-        assert_eq!(
-            t.post_json(&uri, &msg("oB", "tpl_reward")).await["errcode"],
+            t.post_json(&uri, &msg("oB", "tpl_invite_progress", good.clone()))
+                .await["errcode"],
             43004
         );
-        let bad_data = json!({"touser": "oA", "template_id": "tpl_x", "data": {"first": "恭喜"}});
-        assert_eq!(t.post_json(&uri, &bad_data).await["errcode"], 47001);
+        // The old first/remark shape, a missing keyword, a thing over 20 characters, a
+        // number that is not one: 47003.
+        let bad = [
+            json!({"first": {"value": "恭喜"}, "thing1": {"value": "x"}, "number2": {"value": "1"}, "thing3": {"value": "x"}}),
+            json!({"thing1": {"value": "x"}, "number2": {"value": "1"}}),
+            json!({"thing1": {"value": "一二三四五六七八九十一二三四五六七八九十一"}, "number2": {"value": "1"}, "thing3": {"value": "x"}}),
+            json!({"thing1": {"value": "x"}, "number2": {"value": "十二"}, "thing3": {"value": "x"}}),
+        ];
+        for data in bad {
+            assert_eq!(
+                t.post_json(&uri, &msg("oA", "tpl_invite_progress", data.clone()))
+                    .await["errcode"],
+                47003,
+                "{data}"
+            );
+        }
         assert_eq!(t.sim.inbox("oA").len(), 1);
         assert_eq!(t.sim.inbox("oA")[0].via, Via::Template);
+    }
+
+    #[actix_web::test]
+    async fn bizsend_spends_one_acceptance() {
+        let t = spawn().await;
+        t.sim.add_user("oA", "阿甲", true);
+        let token = t.access_token().await;
+        let uri = format!("/cgi-bin/message/subscribe/bizsend?access_token={token}");
+        let data = json!({"thing1": {"value": "小红"}, "number2": {"value": "3"}, "thing3": {"value": "继续加油"}});
+        let notice = json!({"touser": "oA", "template_id": "sub_invite_progress", "page": "https://x/invite", "data": data});
+        assert_eq!(t.post_json(&uri, &notice).await["errcode"], 43101);
+        // Accepting records the acceptance even though no callback takes the push here.
+        let _ = t
+            .sim
+            .answer_subscription("oA", &["sub_invite_progress"], true)
+            .await;
+        assert_eq!(t.post_json(&uri, &notice).await["errcode"], 0);
+        assert_eq!(t.post_json(&uri, &notice).await["errcode"], 43101);
+        let category = json!({"touser": "oA", "template_id": "tpl_invite_progress", "data": data});
+        assert_eq!(t.post_json(&uri, &category).await["errcode"], 40037);
+        let inbox = t.sim.inbox("oA");
+        assert_eq!(inbox.len(), 1);
+        assert_eq!(inbox[0].via, Via::Subscription);
     }
 
     #[actix_web::test]

@@ -14,7 +14,14 @@
 //! - API errors are HTTP 200 `{"errcode","errmsg"}`; errmsg ends in " rid: …" like WeChat's, so
 //!   match on errcode. The wrong HTTP method is 43001/43002; a body that is not JSON is 47001.
 //! - `calls(api)` counts every request to that API, whatever its outcome.
-//! - Template messages: any `template_id` of the form `tpl_*` exists.
+//! - Templates: the account has the templates of `SimConfig::templates` (by default
+//!   `tpl_invite_progress`, a category template, and `sub_invite_progress`, a subscription
+//!   template, both declaring thing1, number2, thing3); a message must fill exactly the
+//!   declared keywords with values their type allows (47003 otherwise).
+//! - Customer-service messages follow the rules since 2023-06-12 (`wechat::allowance`): 5 in
+//!   48 h after the user's message, 3 in a minute after a follow, scan or click; 45047 past the
+//!   count, 45015 past the time. Only what the user does through the simulator counts (its
+//!   pages, `follow`, `send_text`, `click`, `answer_subscription`, `add_user`).
 //! - Time: tokens, tickets, codes, media and the 48 h window follow the simulated clock
 //!   (`advance_clock`); pushes carry it as CreateTime, but their query `timestamp` is real time,
 //!   since the receiving service checks that against its own clock.
@@ -34,6 +41,7 @@ mod push;
 mod push_tests;
 mod qrcode;
 mod state;
+mod subscribe;
 #[cfg(test)]
 mod test_support;
 mod token;
@@ -45,6 +53,7 @@ use actix_web::web;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use sha1::{Digest, Sha1};
 
+use crate::wechat::allowance::Opener;
 pub use push::{PushOutcome, SimError};
 pub use state::{random_openid, InboxBody, InboxMessage, SimUser, Via, WxError};
 
@@ -68,6 +77,45 @@ pub struct SimConfig {
     pub account_name: String,
     /// How long a push waits for the callback's answer: 5 s, as WeChat waits.
     pub push_timeout: std::time::Duration,
+    /// The account's message templates (category templates and subscription templates).
+    pub templates: Vec<SimTemplate>,
+}
+
+/// A message template of the simulated account, as the console lists it: its id and the
+/// keyword fields it declares (a message must fill exactly these).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimTemplate {
+    pub id: String,
+    pub kind: TemplateKind,
+    pub title: String,
+    pub fields: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TemplateKind {
+    /// `message/template/send` (类目模板).
+    Category,
+    /// `message/subscribe/bizsend` (一次性订阅通知).
+    Subscription,
+}
+
+/// The templates the sandbox account has, for the campaign form's examples and the tests.
+pub fn default_templates() -> Vec<SimTemplate> {
+    let fields = |f: &[&str]| f.iter().map(|s| s.to_string()).collect();
+    vec![
+        SimTemplate {
+            id: "tpl_invite_progress".into(),
+            kind: TemplateKind::Category,
+            title: "邀请进度通知".into(),
+            fields: fields(&["thing1", "number2", "thing3"]),
+        },
+        SimTemplate {
+            id: "sub_invite_progress".into(),
+            kind: TemplateKind::Subscription,
+            title: "好友助力提醒".into(),
+            fields: fields(&["thing1", "number2", "thing3"]),
+        },
+    ]
 }
 
 impl Default for SimConfig {
@@ -82,6 +130,7 @@ impl Default for SimConfig {
             permanent_quota: 100_000,
             account_name: "Fission 测试号".into(),
             push_timeout: std::time::Duration::from_secs(5),
+            templates: default_templates(),
         }
     }
 }
@@ -130,6 +179,7 @@ impl Simulator {
         let base_path = base_path_of(&cfg.public_base);
         let state = State {
             permanent_quota: cfg.permanent_quota,
+            callback_url: cfg.callback_url.clone(),
             ..State::default()
         };
         Self {
@@ -154,6 +204,7 @@ impl Simulator {
         oauth::routes(cfg);
         pages::routes(cfg);
         people::routes(cfg);
+        subscribe::routes(cfg);
     }
 
     pub fn config(&self) -> &SimConfig {
@@ -192,6 +243,11 @@ impl Simulator {
         }
     }
 
+    /// Where pushes go from now on (a test that starts the service after the stand-in).
+    pub fn set_callback(&self, url: &str) {
+        self.state().callback_url = Some(url.to_owned());
+    }
+
     pub fn set_permanent_quota(&self, n: u32) {
         self.state().permanent_quota = n;
     }
@@ -207,8 +263,9 @@ impl Simulator {
             user.following = true;
             user.subscribe_time = Some(now);
             user.subscribe_scene = "ADD_SCENE_OTHERS".into();
-            user.last_interaction = Some(now);
+            user.act(Opener::Action, now);
         } else if !following {
+            user.allowance = user.allowance.closed();
             user.following = false;
             user.subscribe_time = None;
             user.subscribe_scene.clear();
@@ -243,7 +300,7 @@ impl Simulator {
         oauth::mint_code(&mut st, openid, scope)
     }
 
-    /// Moves the simulated clock (token, ticket, code and media expiry; the 48 h window).
+    /// Moves the simulated clock (token, ticket, code and media expiry; message allowances).
     pub fn advance_clock(&self, secs: i64) {
         self.state().clock_offset += secs;
     }

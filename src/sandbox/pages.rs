@@ -252,7 +252,8 @@ pub(super) fn result_page(
         Err(
             e @ (SimError::UnknownUser(_)
             | SimError::AlreadyFollowing(_)
-            | SimError::NotFollowing(_)),
+            | SimError::NotFollowing(_)
+            | SimError::UnknownTemplate),
         ) => return error_page(sim, 409, "无法执行", &e.to_string()),
         Err(e) => return error_page(sim, 502, "推送失败", &e.to_string()),
     };
@@ -265,6 +266,7 @@ pub(super) fn result_page(
         ("subscribe", _) => "已关注公众号",
         ("SCAN", _) => "已再次扫码",
         ("unsubscribe", _) => "已取消关注",
+        ("subscribe_msg_popup_event", _) => "已回应订阅通知",
         _ => "已推送",
     };
     let reply = outcome.reply_xml.as_deref().and_then(|xml| {

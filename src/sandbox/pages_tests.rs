@@ -183,12 +183,14 @@ async fn users_page_follow_unfollow_and_inbox() {
 
     let token = t.access_token().await;
     let send = format!("/cgi-bin/message/template/send?access_token={token}");
-    let template = json!({"touser": openid, "template_id": "tpl_reward", "url": "javascript:alert(1)",
-                          "data": {"first": {"value": "恭喜<b>"}}});
+    let template = json!({"touser": openid, "template_id": "tpl_invite_progress", "url": "javascript:alert(1)",
+                          "data": {"thing1": {"value": "恭喜<b>"}, "number2": {"value": "1"}, "thing3": {"value": "x"}}});
     assert_eq!(t.post_json(&send, &template).await["errcode"], 0);
     let inbox = page(&t, &format!("/inbox/{path}"), 200).await;
     assert!(
-        inbox.contains("被动回复") && inbox.contains("模板消息") && inbox.contains("tpl_reward")
+        inbox.contains("被动回复")
+            && inbox.contains("模板消息")
+            && inbox.contains("tpl_invite_progress")
     );
     assert!(inbox.contains("恭喜&#60;b&#62;") && !inbox.contains("javascript:alert"));
     page(&t, "/inbox/nobody", 404).await;

@@ -147,6 +147,7 @@ async fn inbox_page(sim: web::Data<Simulator>, openid: web::Path<String>) -> Htt
             via: match m.via {
                 Via::Custom => "客服消息",
                 Via::Template => "模板消息",
+                Via::Subscription => "订阅通知",
                 Via::PassiveReply => "被动回复",
             },
             time: local_time(m.at),

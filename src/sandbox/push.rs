@@ -10,9 +10,10 @@ use quick_xml::Reader;
 use rand::Rng;
 
 use super::state::{InboxBody, Via};
-use super::Simulator;
+use super::{Simulator, TemplateKind};
+use crate::wechat::allowance::Opener;
 use crate::wechat::crypto::MessageCrypto;
-use crate::wechat::message::{push_xml, Push};
+use crate::wechat::message::{push_xml, Push, SubscriptionChoice};
 use crate::wechat::outgoing::{nonce, sign_push};
 
 /// WeChat gives up on a callback after 5 s.
@@ -31,6 +32,8 @@ pub enum SimError {
     NotFollowing(String),
     #[error("no callback_url is configured")]
     NoCallback,
+    #[error("the account has no such subscription template")]
+    UnknownTemplate,
     #[error("cannot encrypt the push: {0}")]
     Crypto(String),
     #[error("the push did not get an answer: {0}")]
@@ -89,7 +92,7 @@ impl Simulator {
         if outcome.status == 200 {
             let mut st = self.state();
             if let Some(user) = st.users.get_mut(openid) {
-                user.last_interaction = Some(push.create_time);
+                user.act(Opener::Action, push.create_time);
                 if !user.following {
                     user.following = true;
                     user.subscribe_time = Some(push.create_time);
@@ -126,6 +129,8 @@ impl Simulator {
             let mut st = self.state();
             if let Some(user) = st.users.get_mut(openid) {
                 user.following = false;
+                user.allowance = user.allowance.closed();
+                user.accepted.clear();
                 user.subscribe_time = None;
                 user.subscribe_scene.clear();
                 user.qr_scene = 0;
@@ -156,15 +161,92 @@ impl Simulator {
                 ticket: None,
                 content: Some(content.to_owned()),
                 msg_id: Some(rand::thread_rng().gen_range(10_i64.pow(18)..i64::MAX)),
+                subscriptions: Vec::new(),
             }
         };
         let outcome = self.deliver(&push).await?;
         if outcome.status == 200 {
             if let Some(user) = self.state().users.get_mut(openid) {
-                user.last_interaction = Some(push.create_time);
+                user.act(Opener::Message, push.create_time);
             }
         }
         Ok(outcome)
+    }
+
+    /// The user (a follower) taps a menu item of type click: `CLICK` with its key.
+    pub async fn click(&self, openid: &str, key: &str) -> Result<PushOutcome, SimError> {
+        let push = {
+            let st = self.state();
+            let user = st
+                .users
+                .get(openid)
+                .ok_or_else(|| SimError::UnknownUser(openid.to_owned()))?;
+            if !user.following {
+                return Err(SimError::NotFollowing(openid.to_owned()));
+            }
+            self.event_push(st.now(), openid, "CLICK", key.to_owned())
+        };
+        let outcome = self.deliver(&push).await?;
+        if outcome.status == 200 {
+            if let Some(user) = self.state().users.get_mut(openid) {
+                user.act(Opener::Action, push.create_time);
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// The user answers a subscription prompt on an H5 page (`wx-open-subscribe`, PopupScene
+    /// 1): each accepted template allows one `subscribe/bizsend`. WeChat pushes
+    /// `subscribe_msg_popup_event` with one List per template. Unknown templates are refused
+    /// as the open tag would (nothing is shown).
+    pub async fn answer_subscription(
+        &self,
+        openid: &str,
+        templates: &[&str],
+        accept: bool,
+    ) -> Result<PushOutcome, SimError> {
+        let push = {
+            let st = self.state();
+            let user = st
+                .users
+                .get(openid)
+                .ok_or_else(|| SimError::UnknownUser(openid.to_owned()))?;
+            if !user.following {
+                return Err(SimError::NotFollowing(openid.to_owned()));
+            }
+            let known = |id: &&str| {
+                self.inner
+                    .cfg
+                    .templates
+                    .iter()
+                    .any(|t| t.id == *id && t.kind == TemplateKind::Subscription)
+            };
+            if templates.is_empty() || !templates.iter().all(known) {
+                return Err(SimError::UnknownTemplate);
+            }
+            let mut push =
+                self.event_push(st.now(), openid, "subscribe_msg_popup_event", String::new());
+            push.event_key = None;
+            push.subscriptions = templates
+                .iter()
+                .map(|t| SubscriptionChoice {
+                    template_id: (*t).to_owned(),
+                    status: if accept { "accept" } else { "reject" }.into(),
+                    popup_scene: Some("1".into()),
+                })
+                .collect();
+            push
+        };
+        // WeChat records the answer whatever the callback says; the push only informs.
+        if accept {
+            let mut st = self.state();
+            if let Some(user) = st.users.get_mut(openid) {
+                for t in templates {
+                    *user.accepted.entry((*t).to_owned()).or_default() += 1;
+                }
+            }
+        }
+        self.deliver(&push).await
     }
 
     /// Sends any push as WeChat would (signed, encrypted in safe mode) without touching the
@@ -172,7 +254,11 @@ impl Simulator {
     /// A passive reply is still recorded in the addressee's inbox.
     pub async fn deliver(&self, push: &Push) -> Result<PushOutcome, SimError> {
         let cfg = &self.inner.cfg;
-        let callback = cfg.callback_url.as_deref().ok_or(SimError::NoCallback)?;
+        let callback = self
+            .state()
+            .callback_url
+            .clone()
+            .ok_or(SimError::NoCallback)?;
         let crypto = match &cfg.encoding_aes_key {
             Some(key) => Some(
                 MessageCrypto::new(key, &cfg.token, &cfg.appid)
@@ -246,6 +332,7 @@ impl Simulator {
             ticket: None,
             content: None,
             msg_id: None,
+            subscriptions: Vec::new(),
         }
     }
 

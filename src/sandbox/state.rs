@@ -12,6 +12,8 @@ use rand::{Rng, RngCore};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::wechat::allowance::{Allowance, Opener};
+
 /// Lifetime of an access_token (global or OAuth user token), as WeChat reports it.
 pub(crate) const TOKEN_TTL: i64 = 7200;
 /// How long a superseded token keeps working, and how early stable_token rolls over.
@@ -20,8 +22,6 @@ pub(crate) const TOKEN_GRACE: i64 = 300;
 pub(crate) const CODE_TTL: i64 = 300;
 /// Uploaded temporary media live three days.
 pub(crate) const MEDIA_TTL: i64 = 3 * 24 * 3600;
-/// Customer-service messages are allowed this long after the user's last interaction.
-pub(crate) const SERVICE_WINDOW: i64 = 48 * 3600;
 
 /// A WeChat API error: always HTTP 200 with `{"errcode","errmsg"}`, like WeChat.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,12 +87,15 @@ fn errmsg_for(errcode: i64) -> &'static str {
         43001 => "require GET method",
         43002 => "require POST method",
         43004 => "require subscribe",
+        43101 => "user refuse to accept the msg",
         44004 => "empty content",
         45009 => "reach max api daily quota limit",
         45011 => "api minute-quota reach limit  mustslower  retry next minute",
         45015 => "response out of time limit or subscription is canceled",
         45029 => "qrcode count out of limit",
+        45047 => "out of response count limit",
         47001 => "data format error",
+        47003 => "argument invalid!",
         48001 => "api unauthorized",
         _ => "simulated error",
     }
@@ -111,9 +114,22 @@ pub struct SimUser {
     /// Scene of the ticket of the current follow: `qr_scene` for numeric, `qr_scene_str` for string scenes.
     pub qr_scene: i64,
     pub qr_scene_str: String,
-    /// Last follow, scan or message (simulated clock): opens the 48 h customer-service window.
+    /// Last follow, scan, click or message (simulated clock).
     pub last_interaction: Option<i64>,
     pub created_at: i64,
+    /// Customer-service messages WeChat still takes from the account (rules since 2023-06-12).
+    #[serde(skip)]
+    pub allowance: Allowance,
+    /// Subscription templates accepted and not used yet: template id → how many notices.
+    pub accepted: BTreeMap<String, u32>,
+}
+
+impl SimUser {
+    /// The user did something that opens a customer-service allowance, at simulated time `at`.
+    pub fn act(&mut self, opener: Opener, at: i64) {
+        self.last_interaction = Some(self.last_interaction.map_or(at, |l| l.max(at)));
+        self.allowance = self.allowance.opened(opener, at);
+    }
 }
 
 /// How a message reached the user.
@@ -124,6 +140,8 @@ pub enum Via {
     Custom,
     /// `message/template/send`
     Template,
+    /// `message/subscribe/bizsend`
+    Subscription,
     /// The XML the callback answered to a push.
     PassiveReply,
 }
@@ -209,6 +227,8 @@ pub(crate) struct UserToken {
 
 #[derive(Default)]
 pub(crate) struct State {
+    /// Where pushes go (set at start, or later by a test that knows the service's port).
+    pub callback_url: Option<String>,
     pub clock_offset: i64,
     pub calls: HashMap<String, usize>,
     /// api → (errcode, remaining times)
@@ -315,6 +335,8 @@ impl State {
                 qr_scene_str: String::new(),
                 last_interaction: None,
                 created_at: now,
+                allowance: Allowance::default(),
+                accepted: BTreeMap::new(),
             })
     }
 

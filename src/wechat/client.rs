@@ -2,6 +2,7 @@
 //! shared access_token, retries once with a new token when WeChat says the token is bad,
 //! backs off on "system busy" (−1), and never retries configuration errors.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -176,14 +177,40 @@ impl WechatClient {
             .map(drop)
     }
 
+    /// A category template message (`template/send`): `data` maps keywords (`thing1`,
+    /// `number2` …) to their values; `url` is where tapping it leads.
     pub async fn send_template(
         &self,
         openid: &str,
         template_id: &str,
-        data: Value,
+        data: &BTreeMap<String, String>,
+        url: Option<&str>,
     ) -> Result<(), WechatError> {
-        let body = json!({ "touser": openid, "template_id": template_id, "data": data });
+        let mut body =
+            json!({ "touser": openid, "template_id": template_id, "data": keyword_data(data) });
+        if let Some(url) = url {
+            body["url"] = json!(url);
+        }
         self.call::<Value>("message/template/send", &[], Some(&body))
+            .await
+            .map(drop)
+    }
+
+    /// A one-time subscription notice (`subscribe/bizsend`); each needs an acceptance of
+    /// `template_id` by the follower (43101 without one). `page` is where tapping it leads.
+    pub async fn send_subscription(
+        &self,
+        openid: &str,
+        template_id: &str,
+        data: &BTreeMap<String, String>,
+        page: Option<&str>,
+    ) -> Result<(), WechatError> {
+        let mut body =
+            json!({ "touser": openid, "template_id": template_id, "data": keyword_data(data) });
+        if let Some(page) = page {
+            body["page"] = json!(page);
+        }
+        self.call::<Value>("message/subscribe/bizsend", &[], Some(&body))
             .await
             .map(drop)
     }
@@ -310,4 +337,13 @@ pub struct OAuthGrant {
     pub access_token: String,
     #[serde(default)]
     pub scope: String,
+}
+
+/// `{"thing1": {"value": "…"}, …}`, the shape both template and subscription messages take.
+fn keyword_data(data: &BTreeMap<String, String>) -> Value {
+    Value::Object(
+        data.iter()
+            .map(|(k, v)| (k.clone(), json!({ "value": v })))
+            .collect(),
+    )
 }

@@ -39,6 +39,25 @@ pub struct Push {
     /// text messages
     pub content: Option<String>,
     pub msg_id: Option<i64>,
+    /// The follower's answers to a subscription-notice prompt (`subscribe_msg_popup_event`)
+    /// or later changes of mind (`subscribe_msg_change_event`): one per template.
+    pub subscriptions: Vec<SubscriptionChoice>,
+}
+
+/// One `<List>` entry of a subscription-notice event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionChoice {
+    pub template_id: String,
+    /// "accept" or "reject".
+    pub status: String,
+    /// 1: the H5 page's open tag; 2: a message. Absent in change events.
+    pub popup_scene: Option<String>,
+}
+
+impl SubscriptionChoice {
+    pub fn accepted(&self) -> bool {
+        self.status.eq_ignore_ascii_case("accept")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +78,13 @@ pub enum PushKind<'a> {
     },
     Text {
         content: &'a str,
+    },
+    /// Another message type (image, voice, link …): the follower wrote to the account.
+    Message,
+    /// The follower accepted or rejected subscription notices (`subscribe_msg_popup_event`,
+    /// `subscribe_msg_change_event`).
+    Subscriptions {
+        choices: &'a [SubscriptionChoice],
     },
     /// Anything else (never an error).
     Other,
@@ -81,7 +107,7 @@ impl Push {
             };
         }
         if !self.msg_type.eq_ignore_ascii_case("event") {
-            return PushKind::Other;
+            return PushKind::Message;
         }
         let Some(event) = self.event.as_deref() else {
             return PushKind::Other;
@@ -104,6 +130,12 @@ impl Push {
                 Some(key) => PushKind::Click { key },
                 None => PushKind::Other,
             }
+        } else if event.eq_ignore_ascii_case("subscribe_msg_popup_event")
+            || event.eq_ignore_ascii_case("subscribe_msg_change_event")
+        {
+            PushKind::Subscriptions {
+                choices: &self.subscriptions,
+            }
         } else {
             PushKind::Other
         }
@@ -115,13 +147,20 @@ impl Push {
     pub fn dedupe_key(&self) -> String {
         match self.msg_id {
             Some(id) => format!("msg:{id}"),
-            None => format!(
-                "ev:{}:{}:{}:{}",
-                self.from_user,
-                self.create_time,
-                self.event.as_deref().unwrap_or(""),
-                self.event_key.as_deref().unwrap_or("")
-            ),
+            None => {
+                let mut key = format!(
+                    "ev:{}:{}:{}:{}",
+                    self.from_user,
+                    self.create_time,
+                    self.event.as_deref().unwrap_or(""),
+                    self.event_key.as_deref().unwrap_or("")
+                );
+                // Two answers to subscription prompts in one second differ by their lists.
+                for c in &self.subscriptions {
+                    key.push_str(&format!(":{}={}", c.template_id, c.status));
+                }
+                key
+            }
         }
     }
 }
@@ -140,8 +179,63 @@ const KNOWN_FIELDS: [&str; 10] = [
     "Encrypt",
 ];
 
-/// The text of each known field, indexed like [`KNOWN_FIELDS`].
-struct Fields([Option<String>; KNOWN_FIELDS.len()]);
+/// The text of each known field, indexed like [`KNOWN_FIELDS`], and the `<List>` entries of
+/// a subscription-notice event.
+struct Fields(
+    [Option<String>; KNOWN_FIELDS.len()],
+    Vec<SubscriptionChoice>,
+);
+
+/// Elements whose `<List>` children are subscription choices.
+const CHOICE_CONTAINERS: [&str; 2] = ["SubscribeMsgPopupEvent", "SubscribeMsgChangeEvent"];
+/// A subscription event carries one entry per template; more than this is not WeChat.
+const MAX_CHOICES: usize = 20;
+
+/// A `<List>` entry being read: its fields so far, and the one open now.
+#[derive(Default)]
+struct ChoiceBuilder {
+    template_id: Option<String>,
+    status: Option<String>,
+    popup_scene: Option<String>,
+    open: Option<(u8, String)>,
+}
+
+impl ChoiceBuilder {
+    fn open(&mut self, name: &[u8]) {
+        let which = match name {
+            b"TemplateId" => 0,
+            b"SubscribeStatusString" => 1,
+            b"PopupScene" => 2,
+            _ => return,
+        };
+        self.open = Some((which, String::new()));
+    }
+
+    fn text(&mut self, text: &str) {
+        if let Some((_, buf)) = self.open.as_mut() {
+            buf.push_str(text);
+        }
+    }
+
+    fn close(&mut self) {
+        if let Some((which, value)) = self.open.take() {
+            let value = Some(value.trim().to_owned()).filter(|v| !v.is_empty());
+            match which {
+                0 => self.template_id = value,
+                1 => self.status = value,
+                _ => self.popup_scene = value,
+            }
+        }
+    }
+
+    fn finish(self) -> Option<SubscriptionChoice> {
+        Some(SubscriptionChoice {
+            template_id: self.template_id?,
+            status: self.status?,
+            popup_scene: self.popup_scene,
+        })
+    }
+}
 
 impl Fields {
     fn take(&mut self, name: &'static str) -> Option<String> {
@@ -193,7 +287,10 @@ fn read_fields(xml: &[u8]) -> Result<Fields, ParseError> {
     reader.config_mut().check_end_names = true;
     reader.config_mut().trim_text(false);
 
-    let mut fields = Fields(Default::default());
+    let mut fields = Fields(Default::default(), Vec::new());
+    // Inside a subscription event's container (depth 1), and the `<List>` entry being read.
+    let mut in_choices = false;
+    let mut choice: Option<ChoiceBuilder> = None;
     let mut depth = 0usize;
     let mut root_seen = false;
     // Index into KNOWN_FIELDS of the depth-1 element being read, and its text so far.
@@ -212,6 +309,15 @@ fn read_fields(xml: &[u8]) -> Result<Fields, ParseError> {
                     root_seen = true;
                 } else if depth == 1 {
                     current = known_index(start.name().as_ref()).map(|i| (i, String::new()));
+                    in_choices = CHOICE_CONTAINERS
+                        .iter()
+                        .any(|c| c.as_bytes() == start.name().as_ref());
+                } else if depth == 2 && in_choices && start.name().as_ref() == b"List" {
+                    choice = Some(ChoiceBuilder::default());
+                } else if depth == 3 {
+                    if let Some(c) = choice.as_mut() {
+                        c.open(start.name().as_ref());
+                    }
                 }
                 depth += 1;
             }
@@ -230,8 +336,20 @@ fn read_fields(xml: &[u8]) -> Result<Fields, ParseError> {
             Event::End(_) => {
                 depth = depth.saturating_sub(1);
                 if depth == 1 {
+                    in_choices = false;
                     if let Some((i, value)) = current.take() {
                         store(&mut fields, i, value)?;
+                    }
+                } else if depth == 2 {
+                    if let Some(done) = choice.take().and_then(ChoiceBuilder::finish) {
+                        if fields.1.len() >= MAX_CHOICES {
+                            return Err(malformed("too many subscription choices"));
+                        }
+                        fields.1.push(done);
+                    }
+                } else if depth == 3 {
+                    if let Some(c) = choice.as_mut() {
+                        c.close();
                     }
                 }
             }
@@ -241,6 +359,10 @@ fn read_fields(xml: &[u8]) -> Result<Fields, ParseError> {
                     if let Some((_, buf)) = current.as_mut() {
                         buf.push_str(&value);
                     }
+                } else if depth == 4 {
+                    if let Some(c) = choice.as_mut() {
+                        c.text(&value);
+                    }
                 } else if depth == 0 && !value.trim().is_empty() {
                     return Err(malformed("text outside the <xml> root element"));
                 }
@@ -249,6 +371,10 @@ fn read_fields(xml: &[u8]) -> Result<Fields, ParseError> {
                 if depth == 2 {
                     if let Some((_, buf)) = current.as_mut() {
                         buf.push_str(&c.decode().map_err(malformed)?);
+                    }
+                } else if depth == 4 {
+                    if let Some(entry) = choice.as_mut() {
+                        entry.text(&c.decode().map_err(malformed)?);
                     }
                 } else if depth == 0 {
                     return Err(malformed("CDATA outside the <xml> root element"));
@@ -301,6 +427,7 @@ pub fn parse_push(xml: &[u8]) -> Result<Push, ParseError> {
         // Message text is the user's own words: kept exactly, even when blank.
         content: f.take("Content"),
         msg_id: f.optional_i64("MsgId")?,
+        subscriptions: std::mem::take(&mut f.1),
     })
 }
 
@@ -397,6 +524,25 @@ pub fn push_xml(push: &Push) -> String {
     if let Some(id) = push.msg_id {
         push_number_field(&mut out, "MsgId", id);
     }
+    if !push.subscriptions.is_empty() {
+        let container = match push.event.as_deref() {
+            Some(e) if e.eq_ignore_ascii_case("subscribe_msg_change_event") => {
+                "SubscribeMsgChangeEvent"
+            }
+            _ => "SubscribeMsgPopupEvent",
+        };
+        out.push_str(&format!("<{container}>"));
+        for choice in &push.subscriptions {
+            out.push_str("<List>");
+            push_cdata_field(&mut out, "TemplateId", &choice.template_id);
+            push_cdata_field(&mut out, "SubscribeStatusString", &choice.status);
+            if let Some(scene) = &choice.popup_scene {
+                push_cdata_field(&mut out, "PopupScene", scene);
+            }
+            out.push_str("</List>");
+        }
+        out.push_str(&format!("</{container}>"));
+    }
     out.push_str("</xml>");
     out
 }
@@ -419,6 +565,7 @@ mod tests {
             ticket: None,
             content: None,
             msg_id: None,
+            subscriptions: Vec::new(),
         }
     }
 
@@ -549,13 +696,41 @@ mod tests {
     }
 
     #[test]
-    fn unknown_msg_type_is_other() {
+    fn other_message_types_are_messages_and_unknown_events_other() {
         let p = parse("<xml><ToUserName><![CDATA[gh]]></ToUserName><FromUserName><![CDATA[oU]]></FromUserName><CreateTime>1</CreateTime><MsgType><![CDATA[location]]></MsgType><Location_X>23.134521</Location_X><Location_Y>113.358803</Location_Y><Scale>20</Scale><Label><![CDATA[somewhere]]></Label><MsgId>1234567890123456</MsgId></xml>");
-        assert_eq!(p.kind(), PushKind::Other);
+        assert_eq!(p.kind(), PushKind::Message);
         assert_eq!(
             event_push("VIEW", Some("https://x")).kind(),
             PushKind::Other
         );
+    }
+
+    #[test]
+    fn subscription_popup_and_change_events_carry_their_list() {
+        // The shape of WeChat's documented subscribe_msg_popup_event.
+        let xml = "<xml><ToUserName><![CDATA[gh_123456789abc]]></ToUserName><FromUserName><![CDATA[otFpruAK8D-E6EfStSYonYSBZ8_4]]></FromUserName><CreateTime>1610969440</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[subscribe_msg_popup_event]]></Event><SubscribeMsgPopupEvent><List><TemplateId><![CDATA[VRR0UEO9VJOLs0MHlU0OilqX6MVFDwH3_3gz3Oc0NIc]]></TemplateId><SubscribeStatusString><![CDATA[accept]]></SubscribeStatusString><PopupScene>2</PopupScene></List><List><TemplateId><![CDATA[9nLIlbOQZC5Y89AZteFEux3WCXRRRG5Wfzkpssu4bLI]]></TemplateId><SubscribeStatusString><![CDATA[reject]]></SubscribeStatusString><PopupScene>2</PopupScene></List></SubscribeMsgPopupEvent></xml>";
+        let p = parse(xml);
+        let PushKind::Subscriptions { choices } = p.kind() else {
+            panic!("{:?}", p.kind());
+        };
+        assert_eq!(choices.len(), 2);
+        assert_eq!(
+            choices[0].template_id,
+            "VRR0UEO9VJOLs0MHlU0OilqX6MVFDwH3_3gz3Oc0NIc"
+        );
+        assert!(choices[0].accepted());
+        assert!(!choices[1].accepted());
+        assert_eq!(choices[1].popup_scene.as_deref(), Some("2"));
+        // What push_xml writes parses back to the same push.
+        assert_eq!(parse(&push_xml(&p)), p);
+
+        let change = parse("<xml><ToUserName>gh</ToUserName><FromUserName>oU</FromUserName><CreateTime>2</CreateTime><MsgType>event</MsgType><Event>subscribe_msg_change_event</Event><SubscribeMsgChangeEvent><List><TemplateId>T1</TemplateId><SubscribeStatusString>reject</SubscribeStatusString></List></SubscribeMsgChangeEvent></xml>");
+        assert_eq!(change.subscriptions.len(), 1);
+        assert_eq!(change.subscriptions[0].popup_scene, None);
+        assert_eq!(parse(&push_xml(&change)), change);
+        // A List outside the containers is skipped like any nested element.
+        let stray = parse("<xml><ToUserName>gh</ToUserName><FromUserName>oU</FromUserName><CreateTime>2</CreateTime><MsgType>event</MsgType><Event>x</Event><Other><List><TemplateId>T</TemplateId><SubscribeStatusString>accept</SubscribeStatusString></List></Other></xml>");
+        assert!(stray.subscriptions.is_empty());
     }
 
     #[test]
@@ -721,6 +896,7 @@ mod tests {
             event: None,
             content: Some("hello ]]> <b>&amp; 中文".into()),
             msg_id: Some(-7),
+            subscriptions: Vec::new(),
             ..event_push("x", None)
         };
         for p in [subscribe, plain, text, event_push("CLICK", Some("K"))] {

@@ -65,6 +65,7 @@ pub fn event(
         ticket,
         content: None,
         msg_id: None,
+        subscriptions: Vec::new(),
     }
 }
 

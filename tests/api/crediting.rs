@@ -250,25 +250,26 @@ async fn two_instances_credit_exactly_once_against_ground_truth() {
     );
     assert_eq!(exported, truth.ledger);
 
-    // One message per credit, to the right inviter.
+    // Every inviter with credits has one notice for them; none has a channel open here (they
+    // last acted months ago, and the campaign has no other channel), so each waits for the
+    // inviter's next action. Nobody without credits has one; nothing failed.
     wait_for_outbox(&a).await;
     let failed: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE status = 'failed'")
         .fetch_one(&a.pool)
         .await
         .unwrap();
     assert_eq!(failed, 0);
-    for (inviter, credits) in truth.credits() {
-        assert_eq!(
-            wechat.sim.inbox(&inviter).len(),
-            credits,
-            "messages to {inviter}"
-        );
-    }
-    let silent: BTreeSet<&String> = inviters
-        .iter()
-        .filter(|i| !truth.credits().contains_key(*i))
-        .collect();
-    for inviter in silent {
+    let waiting: BTreeSet<String> = sqlx::query_scalar(
+        "SELECT payload->>'openid' FROM outbox WHERE kind = 'notice' AND status = 'waiting'",
+    )
+    .fetch_all(&a.pool)
+    .await
+    .unwrap()
+    .into_iter()
+    .collect();
+    let credited: BTreeSet<String> = truth.credits().into_keys().collect();
+    assert_eq!(waiting, credited);
+    for inviter in &inviters {
         assert!(wechat.sim.inbox(inviter).is_empty());
     }
 }
@@ -380,18 +381,73 @@ async fn reward_tiers_grant_once_and_draw_codes_from_the_pool() {
         0
     );
 
+    // The winners last acted an hour ago: nothing can reach them until they write, and then
+    // one message tells them everything — both rewards first, then the four friends.
     wait_for_outbox(&app).await;
+    wechat
+        .sim
+        .set_callback(&format!("{}/wechat/callback", app.address));
+    let mut texts = Vec::new();
     for inviter in &winners {
-        // 4 credit messages + 2 reward messages.
-        let inbox = wechat.sim.inbox(inviter);
-        assert_eq!(inbox.len(), 6, "{inbox:?}");
+        assert!(wechat.sim.inbox(inviter).is_empty());
+        assert_eq!(
+            wechat.sim.send_text(inviter, "你好").await.unwrap().status,
+            200
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let told = loop {
+            let told: Vec<String> = wechat
+                .sim
+                .inbox(inviter)
+                .into_iter()
+                .filter_map(|m| match (m.via, m.body) {
+                    (
+                        fission::sandbox::Via::Custom,
+                        fission::sandbox::InboxBody::Text { content },
+                    ) => Some(content),
+                    _ => None,
+                })
+                .collect();
+            if !told.is_empty() {
+                break told;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nothing reached {inviter}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(told.len(), 1, "{told:?}");
+        let text = told[0].clone();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(
+            lines[0].contains("贴纸") && lines[1].contains("优惠券"),
+            "{text}"
+        );
+        assert!(
+            lines[2].contains("4 位好友") && lines[2].contains("你已邀请 4 位"),
+            "{text}"
+        );
+        texts.push(text);
     }
+    assert_eq!(
+        texts
+            .iter()
+            .filter(|t| t.contains("兑换码：COUPON-1"))
+            .count(),
+        1
+    );
+    assert_eq!(
+        texts.iter().filter(|t| t.contains("奖励码已发完")).count(),
+        1
+    );
 }
 
 #[tokio::test]
-async fn outside_the_48_hour_window_a_template_message_is_sent_or_the_failure_is_kept() {
+async fn outside_the_allowance_a_category_template_is_sent_or_the_notice_waits() {
     let wechat = FakeWechat::start(100_000, None).await;
-    let app = TestApp::spawn(&Deployment::new(&wechat)).await;
+    let app = TestApp::spawn(&Deployment::new(&wechat).set("FISSION_NOTICE_DELAY_MS", "0")).await;
     let (with_template, without) = (openid("tplA", 1), openid("tplB", 1));
     for inviter in [&with_template, &without] {
         wechat.sim.add_user(inviter, "inviter", true);
@@ -403,10 +459,13 @@ async fn outside_the_48_hour_window_a_template_message_is_sent_or_the_failure_is
         .unwrap();
     let scene_b = app.issue_code(&without).await["scene_id"].as_i64().unwrap();
 
-    sqlx::query("UPDATE campaigns SET template_id = 'tpl_invite_success'")
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "UPDATE campaigns SET template_id = 'tpl_invite_progress',
+                template_fields = E'thing1={invitee}\\nnumber2={count}\\nthing3={next}'",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
     app.subscribe(
         &openid("tplfriend", 1),
         Some(scene_a),
@@ -421,7 +480,7 @@ async fn outside_the_48_hour_window_a_template_message_is_sent_or_the_failure_is
         "{inbox:?}"
     );
 
-    sqlx::query("UPDATE campaigns SET template_id = NULL")
+    sqlx::query("UPDATE campaigns SET template_id = NULL, template_fields = ''")
         .execute(&app.pool)
         .await
         .unwrap();
@@ -433,22 +492,15 @@ async fn outside_the_48_hour_window_a_template_message_is_sent_or_the_failure_is
     .await;
     wait_for_outbox(&app).await;
     assert!(wechat.sim.inbox(&without).is_empty());
-    let failed = fission::db::outbox::failed(&app.pool, 10).await.unwrap();
-    assert_eq!(
-        failed.len(),
-        1,
-        "the undeliverable message is kept for the dashboard"
-    );
-    assert!(
-        failed[0]
-            .last_error
-            .as_deref()
-            .unwrap_or("")
-            .contains("45015"),
-        "{:?}",
-        failed[0]
-    );
-    assert_eq!(failed[0].payload["openid"], without.as_str());
+    // Nothing was tried that WeChat would refuse; the notice waits for the inviter.
+    assert_eq!(wechat.sim.calls("message/custom/send"), 0);
+    let waiting: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM outbox WHERE kind = 'notice' AND status = 'waiting'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(waiting, 1);
 }
 
 #[tokio::test]

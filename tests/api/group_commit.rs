@@ -76,6 +76,7 @@ async fn one_bad_push_does_not_fail_its_batch_mates() {
             max: 64,
             wait: std::time::Duration::from_millis(20),
             writers: 1,
+            notice_delay: std::time::Duration::ZERO,
         },
         std::sync::Arc::new(tokio::sync::Notify::new()),
         metrics.clone(),

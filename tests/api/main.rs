@@ -16,6 +16,7 @@ mod helpers;
 mod invite;
 mod invite_page;
 mod leaderboard;
+mod notices;
 mod outbox;
 mod poster;
 mod sandbox;

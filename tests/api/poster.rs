@@ -141,6 +141,7 @@ fn text_push(openid: &str, content: &str) -> Push {
         ticket: None,
         content: Some(content.into()),
         msg_id: Some(rand::random::<i64>().abs()),
+        subscriptions: Vec::new(),
     }
 }
 

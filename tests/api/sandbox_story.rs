@@ -1,7 +1,7 @@
 //! The sandbox story, in a browser, as a person trying Fission would live it: A signs in to
 //! "my invite code" through the simulator, is asked to follow first, follows, sees their QR
-//! code; B opens A's scan link and follows; B is welcomed, A's count goes up, A is told, and
-//! the leaderboard lists A. A then asks the account for their poster by message.
+//! code; B opens A's scan link and follows; B is welcomed, A is told, A's page shows B as new,
+//! and the leaderboard lists A. A then asks the account for their poster by message.
 
 use std::time::{Duration, Instant};
 
@@ -113,16 +113,6 @@ async fn sandbox_story_from_sign_in_to_leaderboard() {
         .starts_with("/sandbox/inbox/"));
     browser.shot("b-inbox").await;
 
-    // A's page counts B.
-    c.goto(&format!("{}/invite", app.address)).await.unwrap();
-    wait_for_text(&browser, "位好友已通过你关注").await;
-    assert_eq!(count(&browser).await, "1");
-    assert!(
-        browser.text().await.contains("微信用户"),
-        "B listed, masked"
-    );
-    browser.shot("a-one-friend").await;
-
     // A's inbox gets the notification once the outbox worker has sent it.
     c.goto(&format!("{}/sandbox/users", app.address))
         .await
@@ -148,6 +138,15 @@ async fn sandbox_story_from_sign_in_to_leaderboard() {
     assert!(inbox.contains("你已邀请 1 位好友"), "{inbox}");
     browser.shot("a-inbox-notified").await;
 
+    // A's page counts B.
+    c.goto(&format!("{}/invite", app.address)).await.unwrap();
+    wait_for_text(&browser, "位好友已通过你关注").await;
+    assert_eq!(count(&browser).await, "1");
+    let text = browser.text().await;
+    assert!(text.contains("微信用户"), "B listed, masked");
+    assert!(text.contains("新增 1 位好友"), "B is new to A: {text}");
+    browser.shot("a-one-friend").await;
+
     // The leaderboard lists A first.
     let board: Value = app
         .http
@@ -164,6 +163,10 @@ async fn sandbox_story_from_sign_in_to_leaderboard() {
     assert_eq!(board[0]["invites"], 1);
 
     // A asks the account for their poster; it arrives as an image in A's inbox.
+    c.goto(&format!("{}/sandbox/inbox/{a_openid}", app.address))
+        .await
+        .unwrap();
+    wait_for_text(&browser, "收到的消息").await;
     c.find(Locator::Css("#content"))
         .await
         .unwrap()

@@ -10,13 +10,14 @@ use super::frame::{input_time, parse_input_time};
 use crate::db::campaign_edit::{CampaignInput, TierInput};
 use crate::db::campaigns::CampaignTerms;
 use crate::db::campaigns::{Campaign, Tier};
+use crate::referral::notices::{self, MappingError};
 
 /// Blank tier rows offered for new tiers.
 const BLANK_TIERS: usize = 2;
 
 /// The placeholders each message text may use (filled in by `push::apply`).
 pub const WELCOME_KEYS: &[&str] = &["inviter"];
-pub const CREDIT_KEYS: &[&str] = &["invitee", "count", "next"];
+pub const CREDIT_KEYS: &[&str] = &["invitee", "friends", "count", "next"];
 pub const REWARD_KEYS: &[&str] = &["count", "reward", "code"];
 
 #[derive(Debug, Clone, Default)]
@@ -54,6 +55,9 @@ pub struct CampaignForm {
     pub reward_text: String,
     pub rules: String,
     pub template_id: String,
+    pub template_fields: String,
+    pub subscribe_template_id: String,
+    pub subscribe_fields: String,
     pub layout: LayoutFields,
     pub tiers: Vec<TierRow>,
 }
@@ -77,6 +81,9 @@ impl CampaignForm {
         form.ends_at = String::new();
         form.rules = String::new();
         form.template_id = String::new();
+        form.template_fields = String::new();
+        form.subscribe_template_id = String::new();
+        form.subscribe_fields = String::new();
         form
     }
 
@@ -102,6 +109,9 @@ impl CampaignForm {
             reward_text: c.reward_text.clone(),
             rules: c.rules.clone(),
             template_id: c.template_id.clone().unwrap_or_default(),
+            template_fields: c.template_fields.clone(),
+            subscribe_template_id: c.subscribe_template_id.clone().unwrap_or_default(),
+            subscribe_fields: c.subscribe_fields.clone(),
             layout: LayoutFields {
                 qr_x: layout_number(layout, "qr", "x"),
                 qr_y: layout_number(layout, "qr", "y"),
@@ -164,6 +174,9 @@ impl CampaignForm {
             reward_text: get("reward_text"),
             rules: get("rules"),
             template_id: get("template_id"),
+            template_fields: get("template_fields"),
+            subscribe_template_id: get("subscribe_template_id"),
+            subscribe_fields: get("subscribe_fields"),
             layout: LayoutFields {
                 qr_x: get("qr_x"),
                 qr_y: get("qr_y"),
@@ -225,12 +238,35 @@ impl CampaignForm {
             errors.insert("rules".into(), "form.rules_too_long");
         }
         let template_id = self.template_id.trim();
-        if template_id.len() > 64
-            || !template_id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
-            errors.insert("template_id".into(), "form.template_invalid");
+        let subscribe_template_id = self.subscribe_template_id.trim();
+        for (id_field, id, fields_field, fields) in [
+            (
+                "template_id",
+                template_id,
+                "template_fields",
+                &self.template_fields,
+            ),
+            (
+                "subscribe_template_id",
+                subscribe_template_id,
+                "subscribe_fields",
+                &self.subscribe_fields,
+            ),
+        ] {
+            if id.len() > 64
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                errors.insert(id_field.into(), "form.template_invalid");
+            }
+            // A template is only usable with its keywords mapped; a mapping is checked even
+            // without a template so that nothing typed is silently kept broken.
+            if !id.is_empty() || !fields.trim().is_empty() {
+                if let Err(e) = notices::parse_mapping(fields) {
+                    errors.insert(fields_field.into(), mapping_problem(&e));
+                }
+            }
         }
         let poster_layout = self.layout.validate(&mut errors);
         let (tiers, removed) = self.validate_tiers(&mut errors);
@@ -255,6 +291,10 @@ impl CampaignForm {
                     reward_text: self.reward_text.trim().to_string(),
                     rules: self.rules.trim().to_string(),
                     template_id: (!template_id.is_empty()).then(|| template_id.to_string()),
+                    template_fields: self.template_fields.trim().to_string(),
+                    subscribe_template_id: (!subscribe_template_id.is_empty())
+                        .then(|| subscribe_template_id.to_string()),
+                    subscribe_fields: self.subscribe_fields.trim().to_string(),
                 },
                 poster_layout,
                 tiers,
@@ -361,6 +401,16 @@ fn text_problem(text: &str, keys: &[&str]) -> Option<&'static str> {
         rest = after;
     }
     None
+}
+
+/// The message key for what is wrong with a template's keyword mapping.
+fn mapping_problem(e: &MappingError) -> &'static str {
+    match e {
+        MappingError::Empty => "form.fields_missing",
+        MappingError::Shape(_) | MappingError::Twice(_) => "form.fields_shape",
+        MappingError::Keyword(..) => "form.fields_keyword",
+        MappingError::Placeholder(..) => "form.fields_placeholder",
+    }
 }
 
 #[cfg(test)]
