@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use fission::sandbox::{InboxBody, InboxMessage, Via};
 
+use crate::admin_client::{with_admin, Operator};
 use crate::helpers::{openid, Deployment, FakeWechat, TestApp};
 
 const SUB: &str = "sub_invite_progress";
@@ -16,8 +17,8 @@ const FIELDS: &str = "thing1={invitee}\nnumber2={count}\nthing3={next}";
 
 async fn start(notice_delay_ms: u32) -> (TestApp, FakeWechat) {
     let wechat = FakeWechat::start(100_000, None).await;
-    let deployment =
-        Deployment::new(&wechat).set("FISSION_NOTICE_DELAY_MS", &notice_delay_ms.to_string());
+    let deployment = with_admin(Deployment::new(&wechat))
+        .set("FISSION_NOTICE_DELAY_MS", &notice_delay_ms.to_string());
     let app = TestApp::spawn(&deployment).await;
     wechat
         .sim
@@ -193,6 +194,17 @@ async fn one_who_sent_a_message_gets_five_customer_service_messages_then_templat
     // Every customer-service call WeChat got, it took.
     assert_eq!(wechat.sim.calls("message/custom/send"), custom);
     assert_eq!(refusals(&app).await, []);
+
+    // The health page counts them by channel.
+    let mut operator = Operator::new(&app);
+    operator.login().await;
+    let page = operator.get("/admin/health").await.text().await.unwrap();
+    for (channel, n) in [("custom", custom), ("template", templates.len())] {
+        let row = format!(
+            "<td>{channel}</td><td><span class=\"pill\">sent</span></td><td class=\"num\">{n}</td><td class=\"num\">{n}</td>"
+        );
+        assert!(page.contains(&row), "{row} not in the health page");
+    }
 }
 
 #[tokio::test]

@@ -48,9 +48,38 @@ struct HealthPage {
     quota_percent: i64,
     quota_warn: bool,
     outbox: Vec<(JobStatus, i64)>,
+    messages: Vec<MessageRow>,
     failed: Vec<FailedJob>,
     events: Vec<EventRow>,
     retried: bool,
+}
+
+/// Notices by channel and outcome: the last hour and the last 24 hours.
+struct MessageRow {
+    channel: String,
+    outcome: String,
+    last_hour: i64,
+    last_day: i64,
+    /// Credits the day's messages carried (more than the messages: they were coalesced).
+    credits: i64,
+}
+
+fn message_rows(
+    day: Vec<(String, String, i64, i64)>,
+    hour: Vec<(String, String, i64, i64)>,
+) -> Vec<MessageRow> {
+    day.into_iter()
+        .map(|(channel, outcome, n, credits)| MessageRow {
+            last_hour: hour
+                .iter()
+                .find(|h| h.0 == channel && h.1 == outcome)
+                .map_or(0, |h| h.2),
+            channel,
+            outcome,
+            last_day: n,
+            credits,
+        })
+        .collect()
 }
 
 #[derive(serde::Deserialize)]
@@ -102,6 +131,10 @@ pub async fn page(
         quota_percent: quota_used * 100 / PERMANENT_CAP,
         quota_warn: quota_warning(quota_used),
         outbox: db::outbox::counts(pool).await?,
+        messages: message_rows(
+            db::notices::log_summary(pool, Utc::now() - Duration::hours(24)).await?,
+            db::notices::log_summary(pool, Utc::now() - Duration::hours(1)).await?,
+        ),
         failed: db::outbox::failed(pool, 50).await?,
         events: db::dashboard::recent_events(pool, 30).await?,
         retried: q.retried.is_some(),
@@ -124,6 +157,21 @@ pub async fn retry(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn message_rows_pair_the_hour_with_the_day() {
+        let day = vec![
+            ("custom".to_string(), "sent".to_string(), 5, 12),
+            ("custom".to_string(), "45047".to_string(), 1, 0),
+        ];
+        let hour = vec![("custom".to_string(), "sent".to_string(), 2, 3)];
+        let rows = message_rows(day, hour);
+        assert_eq!(
+            (rows[0].last_hour, rows[0].last_day, rows[0].credits),
+            (2, 5, 12)
+        );
+        assert_eq!((rows[1].last_hour, rows[1].last_day), (0, 1));
+    }
 
     #[test]
     fn quota_warns_above_eighty_percent() {
