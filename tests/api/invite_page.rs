@@ -258,3 +258,117 @@ async fn the_invite_page_on_a_phone() {
     narrow.shot("signed-in-360").await;
     narrow.close().await;
 }
+
+/// The invite page asks for a subscription notice; in sandbox mode its button opens the
+/// simulator's prompt (WeChat's open tag needs WeChat). After "允许", the next friend arrives as
+/// a subscription notice when no customer-service message can be sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_subscription_button_brings_the_next_credit_as_a_subscription_notice() {
+    let app = TestApp::spawn(&Deployment::sandbox().set("FISSION_NOTICE_DELAY_MS", "0")).await;
+    sqlx::query(
+        "UPDATE campaigns SET subscribe_template_id = 'sub_invite_progress',
+                subscribe_fields = E'thing1={invitee}\\nnumber2={count}\\nthing3={next}'
+         WHERE is_default",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let mut browser = Browser::phone("invite_subscribe", 390, 844).await;
+    create_follower(&browser, &app, "小明").await;
+    sign_in_as(&browser, &app, "小明").await;
+    wait_for_text(&browser, "位好友已通过你关注").await;
+    let ticket = reqwest::Url::parse(&scan_link(&browser).await)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "ticket")
+        .unwrap()
+        .1
+        .into_owned();
+    browser.shot("with-button").await;
+
+    browser
+        .client
+        .find(Locator::Css("#subscribe"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&browser, "好友助力提醒").await;
+    browser.shot("prompt").await;
+    browser
+        .client
+        .find(Locator::Css("#accept"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // Back on the invite page.
+    wait_for_text(&browser, "位好友已通过你关注").await;
+    let subscriber: String = sqlx::query_scalar("SELECT openid FROM notice_subscriptions")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    // The three messages the follow allowed for a minute are spent (as if three friends had
+    // joined already), so only the subscription can carry the next one.
+    sqlx::query("UPDATE users SET cs_left = 0 WHERE openid = $1")
+        .bind(&subscriber)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
+    let joined = app
+        .http
+        .post(format!("{}/sandbox/scan", app.address))
+        .form(&[
+            ("ticket", ticket.as_str()),
+            ("openid", ""),
+            ("nickname", "小刚"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(joined.status(), 200);
+
+    let inbox_url = format!(
+        "{}/sandbox/inbox/{}",
+        app.address,
+        urlencoding_path(&subscriber)
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        browser.client.goto(&inbox_url).await.unwrap();
+        let text = page_text(&browser).await;
+        if text.contains("订阅通知") {
+            assert!(text.contains("sub_invite_progress"), "{text}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no subscription notice arrived: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    browser.shot("notice-in-inbox").await;
+    let custom: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM message_log WHERE openid = $1 AND channel = 'custom'",
+    )
+    .bind(&subscriber)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(custom, 0);
+    browser.close().await;
+}
+
+/// An openid as a path segment (they are URL-safe except for `-` and `_`, which are fine).
+fn urlencoding_path(openid: &str) -> String {
+    openid
+        .chars()
+        .map(|c| match c {
+            'A'..='Z' | 'a'..='z' | '0'..='9' | '-' | '_' => c.to_string(),
+            other => format!("%{:02X}", other as u32),
+        })
+        .collect()
+}
