@@ -23,6 +23,7 @@ use crate::poster::personal;
 use crate::referral::progress::{self, Progress};
 use crate::referral::{self, codes, texts};
 use crate::state::AppState;
+use crate::wechat::jsapi::JsConfig;
 use crate::wechat::WechatError;
 
 const OPENID_KEY: &str = "openid";
@@ -106,21 +107,42 @@ async fn page(state: web::Data<AppState>, session: Session) -> Result<HttpRespon
         Some(p) => progress::seen(&state, &openid, p.campaign.id).await?,
         None => 0,
     };
-    let subscribe = progress
+    let subscribe = match progress
         .as_ref()
         .and_then(|p| p.campaign.subscribe_template_id.clone())
-        .map(|template_id| SubscribeView {
-            sandbox_link: state.settings.sandbox.then(|| {
-                let query = serde_urlencoded::to_string([
-                    ("openid", openid.as_str()),
-                    ("templates", template_id.as_str()),
-                    ("back", "/invite"),
-                ])
-                .unwrap_or_default();
-                format!("/sandbox/subscribe?{query}")
-            }),
-            template_id,
-        });
+    {
+        None => None,
+        Some(template_id) if state.settings.sandbox => {
+            let query = serde_urlencoded::to_string([
+                ("openid", openid.as_str()),
+                ("templates", template_id.as_str()),
+                ("back", "/invite"),
+            ])
+            .unwrap_or_default();
+            Some(SubscribeView {
+                template_id,
+                sandbox_link: Some(format!("/sandbox/subscribe?{query}")),
+                js: None,
+            })
+        }
+        Some(template_id) => {
+            // The page works without the button when WeChat cannot sign it just now.
+            let url = format!("{}/invite", state.public_url);
+            let js = state
+                .wechat
+                .js_config(&url)
+                .await
+                .inspect_err(
+                    |e| tracing::warn!(error = %e, "no JS-SDK signature for the invite page"),
+                )
+                .ok();
+            Some(SubscribeView {
+                template_id,
+                sandbox_link: None,
+                js,
+            })
+        }
+    };
     let mut page = InvitePage::new(
         &state,
         user.and_then(|u| u.nickname),
@@ -364,6 +386,8 @@ struct SubscribeView {
     template_id: String,
     /// Sandbox mode: the simulator's subscription prompt (WeChat's open tag needs WeChat).
     sandbox_link: Option<String>,
+    /// Inside WeChat: `wx.config` for the `wx-open-subscribe` open tag.
+    js: Option<JsConfig>,
 }
 
 struct CampaignView {

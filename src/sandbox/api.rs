@@ -49,6 +49,11 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(require_post)),
     )
     .service(
+        web::resource("/cgi-bin/ticket/getticket")
+            .route(web::get().to(get_ticket))
+            .default_service(web::to(require_get)),
+    )
+    .service(
         web::resource("/cgi-bin/message/subscribe/bizsend")
             .route(web::post().to(subscribe_send))
             .default_service(web::to(require_post)),
@@ -196,6 +201,19 @@ async fn template_send(
     };
     st.deliver(touser, Via::Template, message);
     Ok(HttpResponse::Ok().json(json!({ "errcode": 0, "errmsg": "ok", "msgid": msgid })))
+}
+
+/// JS-SDK's `jsapi_ticket` (type=jsapi; 7200 s). Each call issues a new one, so a service that
+/// does not share it across instances shows up in `calls("ticket/getticket")`.
+async fn get_ticket(sim: web::Data<Simulator>, q: Params) -> Result<HttpResponse, WxError> {
+    sim.gate("ticket/getticket", token(&q))?;
+    if q.get("type").map(String::as_str) != Some("jsapi") {
+        return Err(WxError::new(40097));
+    }
+    let ticket = super::state::random_ticket();
+    sim.state().jsapi_tickets.push(ticket.clone());
+    Ok(HttpResponse::Ok()
+        .json(json!({ "errcode": 0, "errmsg": "ok", "ticket": ticket, "expires_in": 7200 })))
 }
 
 /// A one-time subscription notice: each needs an acceptance of that template by the user

@@ -288,6 +288,11 @@ impl Simulator {
         self.state().inbox.get(openid).cloned().unwrap_or_default()
     }
 
+    /// The jsapi_ticket issued last, if any.
+    pub fn jsapi_ticket(&self) -> Option<String> {
+        self.state().jsapi_tickets.last().cloned()
+    }
+
     /// Bodies of the accepted `qrcode/create` calls, in order.
     pub fn qrcode_requests(&self) -> Vec<serde_json::Value> {
         self.state().qrcode_requests.clone()

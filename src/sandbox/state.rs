@@ -92,6 +92,7 @@ fn errmsg_for(errcode: i64) -> &'static str {
         45009 => "reach max api daily quota limit",
         45011 => "api minute-quota reach limit  mustslower  retry next minute",
         45015 => "response out of time limit or subscription is canceled",
+        40097 => "invalid args",
         45029 => "qrcode count out of limit",
         45047 => "out of response count limit",
         47001 => "data format error",
@@ -251,6 +252,8 @@ pub(crate) struct State {
     pub media: HashMap<String, Media>,
     pub codes: HashMap<String, OAuthCode>,
     pub user_tokens: HashMap<String, UserToken>,
+    /// Every jsapi_ticket issued, oldest first.
+    pub jsapi_tickets: Vec<String>,
 }
 
 impl State {

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::{WechatError, TOKEN_ERRCODES};
+use super::jsapi::{self, JsConfig, TicketCache};
 use super::qrcode::{showqrcode_url, QrCodeRequest, QrTicket};
 use super::token::TokenManager;
 use crate::config::WechatSettings;
@@ -27,6 +28,7 @@ struct Inner {
     http: reqwest::Client,
     settings: WechatSettings,
     tokens: TokenManager,
+    jsapi: TicketCache,
     metrics: Metrics,
 }
 
@@ -72,11 +74,13 @@ impl WechatClient {
             .connect_timeout(Duration::from_secs(3))
             .pool_max_idle_per_host(64)
             .build()?;
+        let jsapi = TicketCache::new(store.clone(), &settings.appid);
         let tokens = TokenManager::new(store, http.clone(), &settings, metrics.clone());
         Ok(WechatClient(Arc::new(Inner {
             http,
             settings,
             tokens,
+            jsapi,
             metrics,
         })))
     }
@@ -215,6 +219,31 @@ impl WechatClient {
             .map(drop)
     }
 
+    /// `wx.config` for the page at `url` (signed with the shared jsapi_ticket).
+    pub async fn js_config(&self, url: &str) -> Result<JsConfig, WechatError> {
+        let ticket = self
+            .0
+            .jsapi
+            .ticket(|| async {
+                let reply: TicketReply = self
+                    .call("ticket/getticket", &[("type", "jsapi")], None)
+                    .await?;
+                Ok((reply.ticket, reply.expires_in))
+            })
+            .await?;
+        let nonce: String = {
+            use rand::distributions::{Alphanumeric, DistString};
+            Alphanumeric.sample_string(&mut rand::thread_rng(), 16)
+        };
+        let timestamp = chrono::Utc::now().timestamp();
+        Ok(JsConfig {
+            app_id: self.0.settings.appid.clone(),
+            signature: jsapi::signature(&ticket, &nonce, timestamp, url),
+            timestamp,
+            nonce,
+        })
+    }
+
     /// Exchanges an OAuth code (single use, 5 minutes) for the user's openid.
     pub async fn oauth_openid(&self, code: &str) -> Result<OAuthGrant, WechatError> {
         let s = &self.0.settings;
@@ -318,6 +347,13 @@ fn api_error(errcode: i64, reply: &Value) -> WechatError {
         .unwrap_or_default()
         .to_string();
     WechatError::from_code(errcode, errmsg)
+}
+
+/// `/cgi-bin/ticket/getticket?type=jsapi`.
+#[derive(Debug, Clone, Deserialize)]
+struct TicketReply {
+    ticket: String,
+    expires_in: i64,
 }
 
 /// `/sns/userinfo`: what a user shares with `snsapi_userinfo`.

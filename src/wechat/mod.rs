@@ -5,6 +5,7 @@ pub mod allowance;
 pub mod client;
 pub mod crypto;
 pub mod error;
+pub mod jsapi;
 pub mod message;
 pub mod outgoing;
 pub mod qrcode;

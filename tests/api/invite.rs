@@ -438,3 +438,59 @@ pub fn decode_qr(image: &[u8]) -> Vec<String> {
         .filter_map(|g| g.decode().ok().map(|(_, content)| content))
         .collect()
 }
+
+/// With a subscription template, the page inside WeChat carries `wx.config` for the
+/// `wx-open-subscribe` button, signed with one jsapi_ticket that every instance shares.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_subscription_button_is_signed_with_one_shared_jsapi_ticket() {
+    let wechat = FakeWechat::start(100_000, None).await;
+    let deployment = crate::helpers::Deployment::new(&wechat);
+    let a = TestApp::spawn(&deployment).await;
+    let b = TestApp::spawn(&deployment).await;
+    sqlx::query(
+        "UPDATE campaigns SET subscribe_template_id = 'sub_invite_progress',
+                subscribe_fields = 'thing1={invitee}'",
+    )
+    .execute(&a.pool)
+    .await
+    .unwrap();
+    let mut visits = Vec::new();
+    for (n, app) in [&a, &b, &a, &b, &a, &b].into_iter().enumerate() {
+        let user = openid("jsapi", n);
+        wechat.sim.add_user(&user, "访客", true);
+        visits.push((app, sign_in(app, &wechat, &user, "snsapi_base").await));
+    }
+    let pages = futures_util::future::join_all(visits.iter().map(|(app, client)| async move {
+        let (status, page) = get_text(client, format!("{}/invite", app.address)).await;
+        assert_eq!(status, StatusCode::OK);
+        (app.address.clone(), page)
+    }))
+    .await;
+    assert_eq!(
+        wechat.sim.calls("ticket/getticket"),
+        1,
+        "one ticket for all"
+    );
+    let ticket = wechat.sim.jsapi_ticket().unwrap();
+    for (address, page) in pages {
+        assert!(
+            page.contains(r#"<wx-open-subscribe id="subscribe" template="sub_invite_progress">"#)
+        );
+        let attr = |name: &str| {
+            let start = page
+                .find(&format!(r#"{name}=""#))
+                .unwrap_or_else(|| panic!("{name} in {page}"))
+                + name.len()
+                + 2;
+            page[start..start + page[start..].find('"').unwrap()].to_string()
+        };
+        assert_eq!(attr("data-app-id"), APPID);
+        let expected = fission::wechat::jsapi::signature(
+            &ticket,
+            &attr("data-nonce"),
+            attr("data-timestamp").parse().unwrap(),
+            &format!("{address}/invite"),
+        );
+        assert_eq!(attr("data-signature"), expected);
+    }
+}
