@@ -162,7 +162,9 @@ async fn custom_send(
         }
         _ => return Err(WxError::new(40008)),
     };
-    allowed.map_err(WxError::new)?;
+    if let Err(errcode) = allowed {
+        return Err(st.refuse(touser, Via::Custom, errcode));
+    }
     if let Some(user) = st.users.get_mut(touser) {
         user.allowance.spend();
     }
@@ -190,7 +192,7 @@ async fn template_send(
     let mut st = sim.state();
     let following = st.users.get(touser).ok_or(WxError::new(40003))?.following;
     if !following {
-        return Err(WxError::new(43004));
+        return Err(st.refuse(touser, Via::Template, 43004));
     }
     let msgid: i64 = rand::thread_rng().gen_range(1_000_000_000..i64::from(i32::MAX) * 2);
     let message = InboxBody::Template {
@@ -235,12 +237,16 @@ async fn subscribe_send(
     };
     let mut st = sim.state();
     let user = st.users.get_mut(touser).ok_or(WxError::new(40003))?;
-    if !user.following {
-        return Err(WxError::new(43101));
-    }
-    match user.accepted.get_mut(&template.id) {
-        Some(n) if *n > 0 => *n -= 1,
-        _ => return Err(WxError::new(43101)),
+    let accepted = user.following
+        && match user.accepted.get_mut(&template.id) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        };
+    if !accepted {
+        return Err(st.refuse(touser, Via::Subscription, 43101));
     }
     let message = InboxBody::Template {
         template_id: template.id.clone(),

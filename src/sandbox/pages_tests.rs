@@ -224,3 +224,24 @@ async fn inbox_form_sends_a_text_message() {
     // The callback answered with a passive reply to the message.
     assert_eq!(t.sim.inbox("oA").len(), 1);
 }
+
+#[actix_web::test]
+async fn the_inbox_shows_the_allowance_and_what_was_refused() {
+    let t = spawn_mounted().await;
+    t.sim.add_user("oQuota", "阿限", true);
+    let path = encode_component("oQuota");
+    let before = page(&t, &format!("/inbox/{path}"), 200).await;
+    assert!(before.contains("还可发 3 条"), "{before}");
+    let token = t.access_token().await;
+    let send = format!("/cgi-bin/message/custom/send?access_token={token}");
+    let text = json!({"touser": "oQuota", "msgtype": "text", "text": {"content": "你好"}});
+    for errcode in [0, 0, 0, 45047] {
+        assert_eq!(t.post_json(&send, &text).await["errcode"], errcode);
+    }
+    let after = page(&t, &format!("/inbox/{path}"), 200).await;
+    assert!(after.contains("现在发不了"), "{after}");
+    assert!(
+        after.contains("45047") && after.contains("超过条数"),
+        "{after}"
+    );
+}

@@ -129,6 +129,25 @@ struct InboxPage {
     openid_path: String,
     following: bool,
     messages: Vec<MessageView>,
+    /// What customer-service messages WeChat would take now.
+    allowance: String,
+    refused: Vec<RefusedView>,
+}
+
+struct RefusedView {
+    via: &'static str,
+    time: String,
+    errcode: i64,
+    reason: &'static str,
+}
+
+fn via_name(via: Via) -> &'static str {
+    match via {
+        Via::Custom => "客服消息",
+        Via::Template => "模板消息",
+        Via::Subscription => "订阅通知",
+        Via::PassiveReply => "被动回复",
+    }
 }
 
 async fn inbox_page(sim: web::Data<Simulator>, openid: web::Path<String>) -> HttpResponse {
@@ -144,12 +163,7 @@ async fn inbox_page(sim: web::Data<Simulator>, openid: web::Path<String>) -> Htt
         .inbox(&user.openid)
         .into_iter()
         .map(|m| MessageView {
-            via: match m.via {
-                Via::Custom => "客服消息",
-                Via::Template => "模板消息",
-                Via::Subscription => "订阅通知",
-                Via::PassiveReply => "被动回复",
-            },
+            via: via_name(m.via),
             time: local_time(m.at),
             kind: match m.body {
                 InboxBody::Text { content } => MessageKind::Text(content),
@@ -181,6 +195,37 @@ async fn inbox_page(sim: web::Data<Simulator>, openid: web::Path<String>) -> Htt
             },
         })
         .collect();
+    let (refused, now) = {
+        let st = sim.state();
+        (
+            st.refused.get(&user.openid).cloned().unwrap_or_default(),
+            st.now(),
+        )
+    };
+    let refused = refused
+        .into_iter()
+        .rev()
+        .map(|r| RefusedView {
+            via: via_name(r.via),
+            time: local_time(r.at),
+            errcode: r.errcode,
+            reason: match r.errcode {
+                45047 => "超过条数：关注、扫码或点菜单后 1 分钟内 3 条，发消息后 48 小时内 5 条",
+                45015 => "超过时限，或用户已取消关注",
+                43101 => "用户没有订阅（或已用完）这个订阅通知",
+                43004 => "用户没有关注公众号",
+                _ => "微信拒绝",
+            },
+        })
+        .collect();
+    let allowance = match user.allowance.check(now) {
+        Ok(()) => format!(
+            "客服消息：还可发 {} 条，截至 {}",
+            user.allowance.left,
+            local_time(user.allowance.until)
+        ),
+        Err(_) => "客服消息：现在发不了（等用户发消息、扫码或点菜单）".to_string(),
+    };
     let page = InboxPage {
         title: "消息",
         base: sim.link(""),
@@ -189,6 +234,8 @@ async fn inbox_page(sim: web::Data<Simulator>, openid: web::Path<String>) -> Htt
         openid: user.openid,
         following: user.following,
         messages,
+        allowance,
+        refused,
     };
     render(&page, 200)
 }

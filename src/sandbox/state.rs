@@ -254,6 +254,16 @@ pub(crate) struct State {
     pub user_tokens: HashMap<String, UserToken>,
     /// Every jsapi_ticket issued, oldest first.
     pub jsapi_tickets: Vec<String>,
+    /// Messages refused for a user (past the allowance, not subscribed …), for the inbox page.
+    pub refused: HashMap<String, Vec<Refused>>,
+}
+
+/// A message WeChat refused to deliver to a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub at: i64,
+    pub via: Via,
+    pub errcode: i64,
 }
 
 impl State {
@@ -357,6 +367,18 @@ impl State {
         self.media
             .get(media_id)
             .filter(|m| now < m.created_at + MEDIA_TTL)
+    }
+
+    /// Notes that a message for a known user was refused, and returns the error to answer.
+    pub fn refuse(&mut self, openid: &str, via: Via, errcode: i64) -> WxError {
+        let at = self.now();
+        if self.users.contains_key(openid) {
+            self.refused
+                .entry(openid.to_owned())
+                .or_default()
+                .push(Refused { at, via, errcode });
+        }
+        WxError::new(errcode)
     }
 
     pub fn deliver(&mut self, openid: &str, via: Via, body: InboxBody) {
