@@ -105,59 +105,6 @@ pub struct SceneCode {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-/// The codes that any of `scenes` name (scenes no code has are simply absent).
-pub async fn by_scenes(tx: &mut Tx<'_>, scenes: &[&Scene]) -> sqlx::Result<Vec<SceneCode>> {
-    let ids: Vec<i32> = scenes
-        .iter()
-        .filter_map(|s| match s {
-            Scene::Id(id) => i32::try_from(*id).ok(),
-            Scene::Str(_) => None,
-        })
-        .collect();
-    let strs: Vec<&str> = scenes
-        .iter()
-        .filter_map(|s| match s {
-            Scene::Str(s) => Some(s.as_str()),
-            Scene::Id(_) => None,
-        })
-        .collect();
-    sqlx::query_as(
-        "SELECT c.id, c.owner_openid,
-                (SELECT u.nickname FROM users u WHERE u.openid = c.owner_openid) AS owner_nickname,
-                c.channel_id, c.permanent, c.scene_id, c.scene_str, c.expires_at
-         FROM invite_codes c
-         WHERE c.scene_id = ANY($1) OR c.scene_str = ANY($2)",
-    )
-    .bind(ids)
-    .bind(strs)
-    .fetch_all(&mut **tx)
-    .await
-}
-
-/// Adds scans and follows to codes' counters: (code id, scans, follows), in code id order.
-pub async fn count_uses(tx: &mut Tx<'_>, uses: &[(i64, i64, i64)]) -> sqlx::Result<()> {
-    if uses.is_empty() {
-        return Ok(());
-    }
-    // An UPDATE joined to a list takes its rows in the planner's order; lock them in id order
-    // first so two batches counting the same codes never wait on each other in a cycle.
-    sqlx::query("SELECT 1 FROM invite_codes WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-        .bind(uses.iter().map(|u| u.0).collect::<Vec<_>>())
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query(
-        "UPDATE invite_codes c SET scans = c.scans + x.scans, follows = c.follows + x.follows
-         FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS x(id, scans, follows)
-         WHERE c.id = ANY($1) AND c.id = x.id",
-    )
-    .bind(uses.iter().map(|u| u.0).collect::<Vec<_>>())
-    .bind(uses.iter().map(|u| u.1).collect::<Vec<_>>())
-    .bind(uses.iter().map(|u| u.2).collect::<Vec<_>>())
-    .execute(&mut **tx)
-    .await
-    .map(drop)
-}
-
 /// The next slot of the permanent quota (1, 2, …). Sequences never hand out a value twice,
 /// however many instances ask at once; a value burned by a failed WeChat call is not reused.
 pub async fn next_permanent_slot(tx: &mut Tx<'_>) -> sqlx::Result<i64> {

@@ -18,47 +18,6 @@ pub struct NewEvent<'a> {
     pub outcome: &'a str,
 }
 
-/// Which of `keys` are recorded already, and the campaigns' version (read in the same round
-/// trip: every batch needs both).
-pub async fn recorded_among(tx: &mut Tx<'_>, keys: &[&str]) -> sqlx::Result<(Vec<String>, i64)> {
-    sqlx::query_as(
-        "SELECT ARRAY(SELECT e.dedupe_key FROM unnest($1::text[]) AS k(key)
-                      JOIN events e ON e.dedupe_key = k.key),
-                (SELECT version FROM campaign_version)",
-    )
-    .bind(keys)
-    .fetch_one(&mut **tx)
-    .await
-}
-
-/// Records pushes, in the order given (callers sort by dedupe key, so concurrent batches take
-/// the unique index's entries in one order). Returns (id, dedupe_key) of each row written; a
-/// key recorded meanwhile by another transaction is skipped after that transaction commits.
-pub async fn insert_many(
-    tx: &mut Tx<'_>,
-    events: &[NewEvent<'_>],
-) -> sqlx::Result<Vec<(i64, String)>> {
-    sqlx::query_as(
-        "INSERT INTO events (dedupe_key, openid, create_time, msg_type, event, event_key, ticket, outcome)
-         SELECT k, o, c, m, e, ek, t, oc
-         FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[],
-                     $6::text[], $7::text[], $8::text[]) WITH ORDINALITY AS x(k, o, c, m, e, ek, t, oc, n)
-         ORDER BY n
-         ON CONFLICT (dedupe_key) DO NOTHING
-         RETURNING id, dedupe_key",
-    )
-    .bind(events.iter().map(|e| e.dedupe_key).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.openid.as_str()).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.create_time).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.msg_type).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.event).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.event_key).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.ticket).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.outcome).collect::<Vec<_>>())
-    .fetch_all(&mut **tx)
-    .await
-}
-
 /// Corrects outcomes that the ledger decided after the events were written.
 pub async fn set_outcomes(tx: &mut Tx<'_>, changes: &[(i64, &str)]) -> sqlx::Result<()> {
     if changes.is_empty() {

@@ -2,6 +2,7 @@
 //! transaction and return typed rows.
 
 pub mod admin;
+pub mod batch;
 pub mod campaign_edit;
 pub mod campaigns;
 pub mod charts;

@@ -4,7 +4,6 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
-use super::outbox::JobKind;
 use super::Tx;
 use crate::domain::OpenId;
 
@@ -58,36 +57,6 @@ pub async fn record_choices(tx: &mut Tx<'_>, choices: &[Choice<'_>]) -> sqlx::Re
         .await?;
     }
     Ok(())
-}
-
-/// Makes sure each follower has a notice job: a new one, or the open one marked `again` so a
-/// job being sent right now goes round once more (the row lock orders this against the
-/// worker's completion). Rows are taken in openid order.
-pub async fn want(
-    tx: &mut Tx<'_>,
-    openids: &[&OpenId],
-    delay: std::time::Duration,
-) -> sqlx::Result<()> {
-    if openids.is_empty() {
-        return Ok(());
-    }
-    let mut sorted: Vec<&str> = openids.iter().map(|o| o.as_str()).collect();
-    sorted.sort_unstable();
-    sorted.dedup();
-    sqlx::query(
-        "INSERT INTO outbox (kind, payload, coalesce_key, run_after)
-         SELECT $1, jsonb_build_object('openid', o), 'notice:' || o,
-                now() + make_interval(secs => $3)
-         FROM unnest($2::text[]) WITH ORDINALITY AS x(o, n) ORDER BY n
-         ON CONFLICT (coalesce_key) WHERE status IN ('pending', 'waiting')
-         DO UPDATE SET again = true",
-    )
-    .bind(JobKind::Notice.as_str())
-    .bind(sorted)
-    .bind(delay.as_secs_f64())
-    .execute(&mut **tx)
-    .await
-    .map(drop)
 }
 
 /// How a follower can be reached now.

@@ -14,37 +14,7 @@ pub struct NewCredit<'a> {
     pub invitee: &'a OpenId,
     pub inviter: &'a OpenId,
     pub scene: &'a str,
-    pub event_id: i64,
     pub at: DateTime<Utc>,
-}
-
-/// Writes credits, in (campaign, invitee) order. Returns (referral id, campaign, invitee) of
-/// each one written; an invitee already credited in that campaign is skipped — the unique
-/// constraint decides, whichever instance or retry got there first.
-pub async fn credit_many(
-    tx: &mut Tx<'_>,
-    credits: &[NewCredit<'_>],
-) -> sqlx::Result<Vec<(i64, CampaignId, String)>> {
-    if credits.is_empty() {
-        return Ok(Vec::new());
-    }
-    sqlx::query_as(
-        "INSERT INTO referrals (campaign_id, invitee_openid, inviter_openid, scene, event_id, credited_at)
-         SELECT c, i, o, s, e, a
-         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::timestamptz[])
-              WITH ORDINALITY AS x(c, i, o, s, e, a, n)
-         ORDER BY n
-         ON CONFLICT ON CONSTRAINT referrals_once_per_campaign DO NOTHING
-         RETURNING id, campaign_id, invitee_openid",
-    )
-    .bind(credits.iter().map(|c| c.campaign.0).collect::<Vec<_>>())
-    .bind(credits.iter().map(|c| c.invitee.as_str()).collect::<Vec<_>>())
-    .bind(credits.iter().map(|c| c.inviter.as_str()).collect::<Vec<_>>())
-    .bind(credits.iter().map(|c| c.scene).collect::<Vec<_>>())
-    .bind(credits.iter().map(|c| c.event_id).collect::<Vec<_>>())
-    .bind(credits.iter().map(|c| c.at).collect::<Vec<_>>())
-    .fetch_all(&mut **tx)
-    .await
 }
 
 /// A live credit that an unsubscribe reverses.
@@ -117,38 +87,8 @@ pub struct StatsDelta<'a> {
     pub latest: Option<DateTime<Utc>>,
 }
 
-/// Adds new credits to the leaderboard rows, in (campaign, inviter) order, and returns each
-/// row's count. Every row this batch touches goes through here — also those whose credits
-/// are only revoked (`added` 0) — so the rows are locked in one order before any recount.
-/// The time the count was reached is the latest credit counted, which stays right when
-/// pushes arrive out of order.
-pub async fn add_to_stats(
-    tx: &mut Tx<'_>,
-    deltas: &[StatsDelta<'_>],
-) -> sqlx::Result<Vec<(CampaignId, String, i32)>> {
-    if deltas.is_empty() {
-        return Ok(Vec::new());
-    }
-    sqlx::query_as(
-        "INSERT INTO inviter_stats (campaign_id, openid, invites, reached_at)
-         SELECT c, o, d, COALESCE(a, '-infinity')
-         FROM unnest($1::bigint[], $2::text[], $3::int[], $4::timestamptz[]) WITH ORDINALITY AS x(c, o, d, a, n)
-         ORDER BY n
-         ON CONFLICT (campaign_id, openid) DO UPDATE
-            SET invites = inviter_stats.invites + EXCLUDED.invites,
-                reached_at = GREATEST(inviter_stats.reached_at, EXCLUDED.reached_at)
-         RETURNING campaign_id, openid, invites",
-    )
-    .bind(deltas.iter().map(|d| d.campaign.0).collect::<Vec<_>>())
-    .bind(deltas.iter().map(|d| d.inviter.as_str()).collect::<Vec<_>>())
-    .bind(deltas.iter().map(|d| d.added).collect::<Vec<_>>())
-    .bind(deltas.iter().map(|d| d.latest).collect::<Vec<_>>())
-    .fetch_all(&mut **tx)
-    .await
-}
-
 /// Recomputes leaderboard rows from the ledger after revocations. The rows must already be
-/// locked by this transaction (`add_to_stats`): this statement's snapshot is taken after the
+/// locked by this transaction (`batch::count`): this statement's snapshot is taken after the
 /// lock, so it sees every credit and revocation committed before — and any not yet committed
 /// waits for the lock and adjusts the row after us. Returns each row's new count.
 pub async fn recount(

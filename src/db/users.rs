@@ -60,34 +60,6 @@ pub struct PresenceState<'a> {
     pub cs_opened_at: Option<DateTime<Utc>>,
 }
 
-/// Writes the presence of followers locked by `lock_many` in this transaction.
-pub async fn set_presence(tx: &mut Tx<'_>, rows: &[PresenceState<'_>]) -> sqlx::Result<()> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(
-        "UPDATE users u SET subscribed = x.subscribed, followed_since = x.followed_since,
-                state_at = x.state_at, last_interaction_at = x.last_interaction_at,
-                cs_left = x.cs_left, cs_until = x.cs_until, cs_opened_at = x.cs_opened_at
-         FROM unnest($1::text[], $2::boolean[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[],
-                     $6::int[], $7::timestamptz[], $8::timestamptz[])
-              AS x(openid, subscribed, followed_since, state_at, last_interaction_at,
-                   cs_left, cs_until, cs_opened_at)
-         WHERE u.openid = ANY($1) AND u.openid = x.openid",
-    )
-    .bind(rows.iter().map(|r| r.openid.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.subscribed).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.followed_since).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.state_at).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.last_interaction_at).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.cs_left).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.cs_until).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.cs_opened_at).collect::<Vec<_>>())
-    .execute(&mut **tx)
-    .await
-    .map(drop)
-}
-
 /// Makes the follower known (e.g. when their invite code is issued) without claiming anything
 /// about whether or since when they follow.
 pub async fn ensure(tx: &mut Tx<'_>, openid: &OpenId) -> sqlx::Result<()> {

@@ -59,15 +59,15 @@ async fn write(
 ) -> anyhow::Result<Applied> {
     let followers = lock_followers(tx, pushes).await?;
     let keys: Vec<&str> = pushes.iter().map(|p| p.dedupe_key.as_str()).collect();
-    let (recorded, version) = db::events::recorded_among(tx, &keys)
+    let known = db::batch::known(tx, &keys, &scenes(pushes))
         .await
-        .context("checking for retries")?;
-    let recorded: HashSet<String> = recorded.into_iter().collect();
+        .context("checking for retries and looking up scenes")?;
+    let recorded: HashSet<String> = known.recorded.into_iter().collect();
     let campaigns = cache
-        .at_version(tx, version)
+        .at_version(tx, known.campaign_version)
         .await
         .context("loading the campaigns")?;
-    let codes = codes(tx, pushes).await?;
+    let codes = codes(known.codes);
 
     let plan = plan::plan(
         pushes,
@@ -79,11 +79,10 @@ async fn write(
         },
     );
     let mut outcomes = plan.outcomes.clone();
-    let events = record(tx, pushes, &plan).await?;
-    set_presence(tx, &plan).await?;
 
-    // The ledger: credits, then revocations (which may reverse credits of this same batch).
-    let (credited, refused) = credit(tx, &plan, &events).await?;
+    // The facts: events, presence and credits in one statement; then revocations (which may
+    // reverse credits of this same batch).
+    let (events, credited, refused) = record(tx, pushes, &plan).await?;
     let revoked = revoke(tx, pushes, &plan.unsubscribes, &credited, &events).await?;
     let mut corrections: Vec<(i64, &str)> = Vec::new();
     for (pushes_of, outcome) in [
@@ -101,13 +100,23 @@ async fn write(
     let poster_jobs = queue_posters(tx, pushes, &plan.posters).await?;
     record_subscriptions(tx, pushes, &plan, &events).await?;
 
-    // The rows every batch shares — code counters, leaderboard rows — are taken last, so they
-    // are held for as little as possible: only the statements from here to the commit.
-    let counts = count(tx, &plan, &credited, &revoked, &campaigns).await?;
-    let inviters = reward_inviters(tx, &campaigns, &credited, &counts).await?;
-    db::notices::want(tx, &inviters, notice_delay)
-        .await
-        .context("queueing notices")?;
+    // The rows every batch shares — code counters, leaderboard rows, notice jobs — are taken
+    // last, so they are held for as little as possible: only the statements from here to the
+    // commit.
+    let mut inviters: Vec<&OpenId> = credited.iter().map(|(c, _)| &c.inviter).collect();
+    inviters.sort();
+    inviters.dedup();
+    let counts = count(
+        tx,
+        &plan,
+        &credited,
+        &revoked,
+        &campaigns,
+        &inviters,
+        notice_delay,
+    )
+    .await?;
+    grant_rewards(tx, &campaigns, &credited, &counts).await?;
 
     let mut replies = vec![None; pushes.len()];
     for (c, _) in &credited {
@@ -159,12 +168,22 @@ impl EventIds<'_> {
     }
 }
 
-/// Writes the batch's events with the outcomes decided for them.
-async fn record<'a>(
+/// Writes the batch's facts in one statement: its events with the outcomes decided for them,
+/// the followers' presence and the planned credits. Returns the events written, the credits
+/// written (with their referral id) and the pushes whose invitee the ledger already had in
+/// that campaign.
+async fn record<'a, 'p>(
     tx: &mut Tx<'_>,
     pushes: &'a [Incoming],
-    plan: &Plan,
-) -> anyhow::Result<EventIds<'a>> {
+    plan: &'p Plan,
+) -> anyhow::Result<(EventIds<'a>, Vec<(&'p PlannedCredit, i64)>, Vec<usize>)> {
+    if plan.record.is_empty() {
+        let none = EventIds {
+            by_key: HashMap::new(),
+            pushes,
+        };
+        return Ok((none, Vec::new(), Vec::new()));
+    }
     let events: Vec<db::events::NewEvent<'_>> = plan
         .record
         .iter()
@@ -182,16 +201,61 @@ async fn record<'a>(
             }
         })
         .collect();
-    let written = db::events::insert_many(tx, &events)
+    let presence: Vec<db::users::PresenceState<'_>> = plan
+        .followers
+        .iter()
+        .map(|(openid, f)| db::users::PresenceState {
+            openid,
+            subscribed: f.subscribed,
+            followed_since: f.followed_since,
+            state_at: f.state_at,
+            last_interaction_at: f.last_interaction_at,
+            cs_left: f.allowance.left,
+            cs_until: DateTime::from_timestamp(f.allowance.until, 0)
+                .filter(|_| f.allowance.until > 0),
+            cs_opened_at: DateTime::from_timestamp(f.allowance.opened_at, 0)
+                .filter(|_| f.allowance.opened_at > 0),
+        })
+        .collect();
+    let mut planned: Vec<&PlannedCredit> = plan.credits.iter().collect();
+    planned.sort_by(|a, b| (a.campaign.0, &a.invitee).cmp(&(b.campaign.0, &b.invitee)));
+    let credits: Vec<db::batch::CreditOf<'_>> = planned
+        .iter()
+        .map(|c| db::batch::CreditOf {
+            credit: db::referrals::NewCredit {
+                campaign: c.campaign,
+                invitee: &c.invitee,
+                inviter: &c.inviter,
+                scene: &c.scene,
+                at: c.at,
+            },
+            dedupe_key: &pushes[c.push].dedupe_key,
+        })
+        .collect();
+    let written = db::batch::record(tx, &events, &presence, &credits)
         .await
         .context("recording the pushes")?;
-    if written.len() != events.len() {
+    if written.events.len() != events.len() {
         return Err(RecordedMeanwhile.into());
     }
-    Ok(EventIds {
-        by_key: written.into_iter().map(|(id, k)| (k, id)).collect(),
+    let referral_of: HashMap<(CampaignId, String), i64> = written
+        .credits
+        .into_iter()
+        .map(|(id, campaign, invitee)| ((campaign, invitee), id))
+        .collect();
+    let mut credited = Vec::new();
+    let mut refused = Vec::new();
+    for c in planned {
+        match referral_of.get(&(c.campaign, c.invitee.to_string())) {
+            Some(id) => credited.push((c, *id)),
+            None => refused.push(c.push),
+        }
+    }
+    let events = EventIds {
+        by_key: written.events.into_iter().map(|(id, k)| (k, id)).collect(),
         pushes,
-    })
+    };
+    Ok((events, credited, refused))
 }
 
 /// Subscription notices the followers accepted (each allows one notice) or withdrew.
@@ -217,68 +281,6 @@ async fn record_subscriptions(
         .context("recording subscription choices")
 }
 
-async fn set_presence(tx: &mut Tx<'_>, plan: &Plan) -> anyhow::Result<()> {
-    let presence: Vec<db::users::PresenceState<'_>> = plan
-        .followers
-        .iter()
-        .map(|(openid, f)| db::users::PresenceState {
-            openid,
-            subscribed: f.subscribed,
-            followed_since: f.followed_since,
-            state_at: f.state_at,
-            last_interaction_at: f.last_interaction_at,
-            cs_left: f.allowance.left,
-            cs_until: DateTime::from_timestamp(f.allowance.until, 0)
-                .filter(|_| f.allowance.until > 0),
-            cs_opened_at: DateTime::from_timestamp(f.allowance.opened_at, 0)
-                .filter(|_| f.allowance.opened_at > 0),
-        })
-        .collect();
-    db::users::set_presence(tx, &presence)
-        .await
-        .context("recording the followers' presence")
-}
-
-/// Writes the planned credits. Returns those written (with their referral id) and the pushes
-/// whose invitee the ledger already had in that campaign.
-async fn credit<'p>(
-    tx: &mut Tx<'_>,
-    plan: &'p Plan,
-    events: &EventIds<'_>,
-) -> anyhow::Result<(Vec<(&'p PlannedCredit, i64)>, Vec<usize>)> {
-    let mut planned: Vec<&PlannedCredit> = plan.credits.iter().collect();
-    planned.sort_by(|a, b| (a.campaign.0, &a.invitee).cmp(&(b.campaign.0, &b.invitee)));
-    let mut new_credits = Vec::with_capacity(planned.len());
-    for c in &planned {
-        new_credits.push(db::referrals::NewCredit {
-            campaign: c.campaign,
-            invitee: &c.invitee,
-            inviter: &c.inviter,
-            scene: &c.scene,
-            event_id: events
-                .of(c.push)
-                .context("a credit's event was not recorded")?,
-            at: c.at,
-        });
-    }
-    let referral_of: HashMap<(CampaignId, String), i64> =
-        db::referrals::credit_many(tx, &new_credits)
-            .await
-            .context("writing credits")?
-            .into_iter()
-            .map(|(id, campaign, invitee)| ((campaign, invitee), id))
-            .collect();
-    let mut credited = Vec::new();
-    let mut refused = Vec::new();
-    for c in planned {
-        match referral_of.get(&(c.campaign, c.invitee.to_string())) {
-            Some(id) => credited.push((c, *id)),
-            None => refused.push(c.push),
-        }
-    }
-    Ok((credited, refused))
-}
-
 /// Queues each poster request's fallback job: sent even if this process dies before
 /// answering; the callback cancels it when its passive reply carries the poster.
 async fn queue_posters(
@@ -301,24 +303,23 @@ async fn queue_posters(
 }
 
 /// Counts the batch into the rows every batch shares: code counters, then the leaderboard
-/// rows — every row touched, in one order, before any recount reads the ledger — and takes
-/// rewards back where revocations dropped a count below a tier. Returns each touched row's count.
+/// rows — every row touched, in one order, before any recount reads the ledger — then the
+/// inviters' notice jobs; and takes rewards back where revocations dropped a count below a
+/// tier. Returns each touched row's count.
 async fn count(
     tx: &mut Tx<'_>,
     plan: &Plan,
     credited: &[(&PlannedCredit, i64)],
     revoked: &Revoked,
     campaigns: &[CampaignRules],
+    notify: &[&OpenId],
+    notice_delay: std::time::Duration,
 ) -> anyhow::Result<HashMap<(CampaignId, String), i32>> {
     let uses: Vec<(i64, i64, i64)> = plan
         .code_uses
         .iter()
         .map(|(id, (scans, follows))| (*id, *scans, *follows))
         .collect();
-    db::codes::count_uses(tx, &uses)
-        .await
-        .context("counting code uses")?;
-
     let mut touched: BTreeMap<(i64, &OpenId), Added> = BTreeMap::new();
     for (c, _) in credited {
         let row = touched.entry((c.campaign.0, &c.inviter)).or_default();
@@ -337,12 +338,17 @@ async fn count(
             latest: added.latest,
         })
         .collect();
-    let mut counts: HashMap<(CampaignId, String), i32> = db::referrals::add_to_stats(tx, &deltas)
-        .await
-        .context("updating the leaderboard")?
-        .into_iter()
-        .map(|(c, o, n)| ((c, o), n))
-        .collect();
+    let mut counts: HashMap<(CampaignId, String), i32> =
+        if uses.is_empty() && deltas.is_empty() && notify.is_empty() {
+            HashMap::new()
+        } else {
+            db::batch::count(tx, &uses, &deltas, notify, notice_delay)
+                .await
+                .context("counting codes, the leaderboard and notices")?
+                .into_iter()
+                .map(|(c, o, n)| ((c, o), n))
+                .collect()
+        };
     let recount_rows: Vec<(CampaignId, &OpenId)> =
         revoked.rows.iter().map(|(c, o)| (*c, o)).collect();
     for (c, o, n) in db::referrals::recount(tx, &recount_rows)
@@ -392,23 +398,20 @@ fn follower(row: db::users::UserRow) -> Follower {
     }
 }
 
-/// The codes the batch's scenes name.
-async fn codes(tx: &mut Tx<'_>, pushes: &[Incoming]) -> anyhow::Result<HashMap<Scene, Code>> {
-    let scenes: Vec<&Scene> = pushes
+/// The scenes the batch's pushes name.
+fn scenes(pushes: &[Incoming]) -> Vec<&Scene> {
+    pushes
         .iter()
         .filter_map(|p| match &p.kind {
             Kind::Subscribe { scene: Some(s) } | Kind::Scan { scene: s } => s.scene.as_ref(),
             _ => None,
         })
-        .collect();
-    if scenes.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let rows = db::codes::by_scenes(tx, &scenes)
-        .await
-        .context("looking up scenes")?;
-    Ok(rows
-        .into_iter()
+        .collect()
+}
+
+/// The codes the batch's scenes name, by scene.
+fn codes(rows: Vec<db::codes::SceneCode>) -> HashMap<Scene, Code> {
+    rows.into_iter()
         .filter_map(|row| {
             let scene = match (row.scene_id, &row.scene_str) {
                 (Some(id), _) => Scene::Id(i64::from(id)),
@@ -430,7 +433,7 @@ async fn codes(tx: &mut Tx<'_>, pushes: &[Incoming]) -> anyhow::Result<HashMap<S
             };
             Some((scene, code))
         })
-        .collect())
+        .collect()
 }
 
 fn campaign(campaigns: &[CampaignRules], id: CampaignId) -> Option<&CampaignRules> {
@@ -528,13 +531,13 @@ async fn revoke(
 }
 
 /// Grants the reward tiers the batch's credits reached (drawing a code from the tier's pool
-/// where it has one). Returns the inviters who have news: the notice job tells them.
-async fn reward_inviters<'c>(
+/// where it has one); the inviters' notice jobs tell them.
+async fn grant_rewards(
     tx: &mut Tx<'_>,
     campaigns: &[CampaignRules],
-    credited: &[(&'c PlannedCredit, i64)],
+    credited: &[(&PlannedCredit, i64)],
     counts: &HashMap<(CampaignId, String), i32>,
-) -> anyhow::Result<Vec<&'c OpenId>> {
+) -> anyhow::Result<()> {
     let mut by_inviter: BTreeMap<(i64, &OpenId), ()> = BTreeMap::new();
     for (c, _) in credited {
         by_inviter.insert((c.campaign.0, &c.inviter), ());
@@ -560,9 +563,7 @@ async fn reward_inviters<'c>(
                 .context("reading grants")?,
         );
     }
-    let mut told = Vec::new();
     for (campaign_id, inviter) in by_inviter.into_keys() {
-        told.push(inviter);
         let Some(rules) = campaign(campaigns, CampaignId(campaign_id)) else {
             continue;
         };
@@ -586,7 +587,5 @@ async fn reward_inviters<'c>(
                 .context("granting a reward")?;
         }
     }
-    told.sort();
-    told.dedup();
-    Ok(told)
+    Ok(())
 }

@@ -1,0 +1,281 @@
+//! The statements a batch of pushes writes across several tables, each one round trip: what the
+//! batch must know once its followers are locked, the facts it records, and the counters every
+//! batch shares. A lone push costs six round trips in all (with BEGIN, the follower lock and
+//! COMMIT), a batch of a hundred the same six.
+//!
+//! Within one statement the data-modifying parts run in the order the final SELECT reads them,
+//! which is the order the rest of the push path takes rows in; a batch that deadlocks anyway is
+//! retried by the caller.
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use sqlx::types::Json;
+
+use super::codes::SceneCode;
+use super::events::NewEvent;
+use super::outbox::JobKind;
+use super::referrals::{NewCredit, StatsDelta};
+use super::users::PresenceState;
+use super::Tx;
+use crate::domain::{CampaignId, OpenId, Scene};
+
+/// What the database holds about a batch, read after its followers are locked.
+pub struct Known {
+    /// Dedupe keys already recorded.
+    pub recorded: Vec<String>,
+    /// The campaigns' version (the cache reloads when it moved).
+    pub campaign_version: i64,
+    /// The codes the batch's scenes name.
+    pub codes: Vec<SceneCode>,
+}
+
+#[derive(Deserialize)]
+struct CodeJson {
+    id: i64,
+    owner_openid: Option<String>,
+    owner_nickname: Option<String>,
+    channel_id: Option<i64>,
+    permanent: bool,
+    scene_id: Option<i32>,
+    scene_str: Option<String>,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+/// Which of `keys` are recorded, the campaigns' version and the codes `scenes` name, in one
+/// round trip. (Run after the followers' rows are locked: a push recorded by a transaction we
+/// waited for is seen.)
+pub async fn known(tx: &mut Tx<'_>, keys: &[&str], scenes: &[&Scene]) -> sqlx::Result<Known> {
+    let ids: Vec<i32> = scenes
+        .iter()
+        .filter_map(|s| match s {
+            Scene::Id(id) => i32::try_from(*id).ok(),
+            Scene::Str(_) => None,
+        })
+        .collect();
+    let strs: Vec<&str> = scenes
+        .iter()
+        .filter_map(|s| match s {
+            Scene::Str(s) => Some(s.as_str()),
+            Scene::Id(_) => None,
+        })
+        .collect();
+    let (recorded, campaign_version, codes): (Vec<String>, i64, Json<Vec<CodeJson>>) =
+        sqlx::query_as(
+            "SELECT ARRAY(SELECT e.dedupe_key FROM unnest($1::text[]) AS k(key)
+                          JOIN events e ON e.dedupe_key = k.key),
+                    (SELECT version FROM campaign_version),
+                    (SELECT COALESCE(json_agg(json_build_object(
+                         'id', c.id, 'owner_openid', c.owner_openid,
+                         'owner_nickname', (SELECT u.nickname FROM users u WHERE u.openid = c.owner_openid),
+                         'channel_id', c.channel_id, 'permanent', c.permanent,
+                         'scene_id', c.scene_id, 'scene_str', c.scene_str, 'expires_at', c.expires_at)), '[]')
+                     FROM invite_codes c
+                     WHERE c.scene_id = ANY($2) OR c.scene_str = ANY($3))",
+        )
+        .bind(keys)
+        .bind(ids)
+        .bind(strs)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(Known {
+        recorded,
+        campaign_version,
+        codes: codes
+            .0
+            .into_iter()
+            .map(|c| SceneCode {
+                id: c.id,
+                owner_openid: c.owner_openid,
+                owner_nickname: c.owner_nickname,
+                channel_id: c.channel_id,
+                permanent: c.permanent,
+                scene_id: c.scene_id,
+                scene_str: c.scene_str,
+                expires_at: c.expires_at,
+            })
+            .collect(),
+    })
+}
+
+/// A credit to write, naming its push's event by dedupe key (the event is written by the same
+/// statement).
+pub struct CreditOf<'a> {
+    pub credit: NewCredit<'a>,
+    pub dedupe_key: &'a str,
+}
+
+/// What `record` wrote.
+pub struct Recorded {
+    /// (event id, dedupe key) of each event written; a key recorded meanwhile by another
+    /// transaction is missing.
+    pub events: Vec<(i64, String)>,
+    /// (referral id, campaign, invitee) of each credit written; an invitee the ledger already
+    /// had in that campaign is missing.
+    pub credits: Vec<(i64, CampaignId, String)>,
+}
+
+#[derive(Deserialize)]
+struct EventJson {
+    id: i64,
+    key: String,
+}
+
+#[derive(Deserialize)]
+struct CreditJson {
+    id: i64,
+    campaign: i64,
+    invitee: String,
+}
+
+/// Records the batch's facts in one statement: its events (with outcomes), the followers'
+/// presence, and the credits — the ledger's unique key deciding each. Events in dedupe-key
+/// order and credits in (campaign, invitee) order, as callers sort them.
+pub async fn record(
+    tx: &mut Tx<'_>,
+    events: &[NewEvent<'_>],
+    presence: &[PresenceState<'_>],
+    credits: &[CreditOf<'_>],
+) -> sqlx::Result<Recorded> {
+    let (events_json, _presence, credits_json): (Json<Vec<EventJson>>, i64, Json<Vec<CreditJson>>) =
+        sqlx::query_as(
+            "WITH ev AS (
+                INSERT INTO events (dedupe_key, openid, create_time, msg_type, event, event_key, ticket, outcome)
+                SELECT k, o, c, m, e, ek, t, oc
+                FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[],
+                            $6::text[], $7::text[], $8::text[]) WITH ORDINALITY AS x(k, o, c, m, e, ek, t, oc, n)
+                ORDER BY n
+                ON CONFLICT (dedupe_key) DO NOTHING
+                RETURNING id, dedupe_key
+             ), presence AS (
+                UPDATE users u SET subscribed = x.subscribed, followed_since = x.followed_since,
+                       state_at = x.state_at, last_interaction_at = x.last_interaction_at,
+                       cs_left = x.cs_left, cs_until = x.cs_until, cs_opened_at = x.cs_opened_at
+                FROM unnest($9::text[], $10::boolean[], $11::timestamptz[], $12::timestamptz[],
+                            $13::timestamptz[], $14::int[], $15::timestamptz[], $16::timestamptz[])
+                     AS x(openid, subscribed, followed_since, state_at, last_interaction_at,
+                          cs_left, cs_until, cs_opened_at)
+                WHERE u.openid = ANY($9) AND u.openid = x.openid
+                RETURNING 1
+             ), cr AS (
+                INSERT INTO referrals (campaign_id, invitee_openid, inviter_openid, scene, event_id, credited_at)
+                SELECT x.c, x.i, x.o, x.s, ev.id, x.a
+                FROM unnest($17::bigint[], $18::text[], $19::text[], $20::text[], $21::text[], $22::timestamptz[])
+                     WITH ORDINALITY AS x(c, i, o, s, k, a, n)
+                JOIN ev ON ev.dedupe_key = x.k
+                ORDER BY x.n
+                ON CONFLICT ON CONSTRAINT referrals_once_per_campaign DO NOTHING
+                RETURNING id, campaign_id, invitee_openid
+             )
+             SELECT (SELECT COALESCE(json_agg(json_build_object('id', id, 'key', dedupe_key)), '[]') FROM ev),
+                    (SELECT count(*) FROM presence),
+                    (SELECT COALESCE(json_agg(json_build_object('id', id, 'campaign', campaign_id,
+                                                                'invitee', invitee_openid)), '[]') FROM cr)",
+        )
+        .bind(events.iter().map(|e| e.dedupe_key).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.openid.as_str()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.create_time).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.msg_type).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.event).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.event_key).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.ticket).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.outcome).collect::<Vec<_>>())
+        .bind(presence.iter().map(|r| r.openid.as_str()).collect::<Vec<_>>())
+        .bind(presence.iter().map(|r| r.subscribed).collect::<Vec<_>>())
+        .bind(presence.iter().map(|r| r.followed_since).collect::<Vec<_>>())
+        .bind(presence.iter().map(|r| r.state_at).collect::<Vec<_>>())
+        .bind(presence.iter().map(|r| r.last_interaction_at).collect::<Vec<_>>())
+        .bind(presence.iter().map(|r| r.cs_left).collect::<Vec<_>>())
+        .bind(presence.iter().map(|r| r.cs_until).collect::<Vec<_>>())
+        .bind(presence.iter().map(|r| r.cs_opened_at).collect::<Vec<_>>())
+        .bind(credits.iter().map(|c| c.credit.campaign.0).collect::<Vec<_>>())
+        .bind(credits.iter().map(|c| c.credit.invitee.as_str()).collect::<Vec<_>>())
+        .bind(credits.iter().map(|c| c.credit.inviter.as_str()).collect::<Vec<_>>())
+        .bind(credits.iter().map(|c| c.credit.scene).collect::<Vec<_>>())
+        .bind(credits.iter().map(|c| c.dedupe_key).collect::<Vec<_>>())
+        .bind(credits.iter().map(|c| c.credit.at).collect::<Vec<_>>())
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(Recorded {
+        events: events_json.0.into_iter().map(|e| (e.id, e.key)).collect(),
+        credits: credits_json
+            .0
+            .into_iter()
+            .map(|c| (c.id, CampaignId(c.campaign), c.invitee))
+            .collect(),
+    })
+}
+
+#[derive(Deserialize)]
+struct CountJson {
+    campaign: i64,
+    openid: String,
+    invites: i32,
+}
+
+/// Counts the batch into the rows every batch shares, in one statement, each table's rows in
+/// key order: code counters (code id, scans, follows); then leaderboard rows, adding new
+/// credits to each (every row the batch touches goes through here — also those whose credits
+/// are only revoked, `added` 0 — so they are locked in one order before any recount; the time a
+/// count was reached is the latest credit counted, right also when pushes arrive out of
+/// order); then the inviters' notice jobs — one open per follower, marked `again` if one is
+/// being sent right now. Returns each leaderboard row's count.
+pub async fn count(
+    tx: &mut Tx<'_>,
+    uses: &[(i64, i64, i64)],
+    deltas: &[StatsDelta<'_>],
+    notify: &[&OpenId],
+    notice_delay: std::time::Duration,
+) -> sqlx::Result<Vec<(CampaignId, String, i32)>> {
+    let mut notify: Vec<&str> = notify.iter().map(|o| o.as_str()).collect();
+    notify.sort_unstable();
+    notify.dedup();
+    let (_locked, _counted, stats, _noticed): (i64, i64, Json<Vec<CountJson>>, i64) = sqlx::query_as(
+        "WITH locked AS (
+            SELECT id FROM invite_codes WHERE id = ANY($1) ORDER BY id FOR UPDATE
+         ), counted AS (
+            UPDATE invite_codes c SET scans = c.scans + x.scans, follows = c.follows + x.follows
+            FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS x(id, scans, follows)
+            WHERE c.id = ANY($1) AND c.id = x.id
+            RETURNING 1
+         ), stats AS (
+            INSERT INTO inviter_stats (campaign_id, openid, invites, reached_at)
+            SELECT c, o, d, COALESCE(a, '-infinity')
+            FROM unnest($4::bigint[], $5::text[], $6::int[], $7::timestamptz[]) WITH ORDINALITY AS x(c, o, d, a, n)
+            ORDER BY n
+            ON CONFLICT (campaign_id, openid) DO UPDATE
+               SET invites = inviter_stats.invites + EXCLUDED.invites,
+                   reached_at = GREATEST(inviter_stats.reached_at, EXCLUDED.reached_at)
+            RETURNING campaign_id, openid, invites
+         ), noticed AS (
+            INSERT INTO outbox (kind, payload, coalesce_key, run_after)
+            SELECT $10, jsonb_build_object('openid', o), 'notice:' || o,
+                   now() + make_interval(secs => $9)
+            FROM unnest($8::text[]) WITH ORDINALITY AS x(o, n) ORDER BY n
+            ON CONFLICT (coalesce_key) WHERE status IN ('pending', 'waiting')
+            DO UPDATE SET again = true
+            RETURNING 1
+         )
+         SELECT (SELECT count(*) FROM locked),
+                (SELECT count(*) FROM counted),
+                (SELECT COALESCE(json_agg(json_build_object('campaign', campaign_id, 'openid', openid,
+                                                            'invites', invites)), '[]') FROM stats),
+                (SELECT count(*) FROM noticed)",
+    )
+    .bind(uses.iter().map(|u| u.0).collect::<Vec<_>>())
+    .bind(uses.iter().map(|u| u.1).collect::<Vec<_>>())
+    .bind(uses.iter().map(|u| u.2).collect::<Vec<_>>())
+    .bind(deltas.iter().map(|d| d.campaign.0).collect::<Vec<_>>())
+    .bind(deltas.iter().map(|d| d.inviter.as_str()).collect::<Vec<_>>())
+    .bind(deltas.iter().map(|d| d.added).collect::<Vec<_>>())
+    .bind(deltas.iter().map(|d| d.latest).collect::<Vec<_>>())
+    .bind(notify)
+    .bind(notice_delay.as_secs_f64())
+    .bind(JobKind::Notice.as_str())
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(stats
+        .0
+        .into_iter()
+        .map(|s| (CampaignId(s.campaign), s.openid, s.invites))
+        .collect())
+}
