@@ -34,6 +34,10 @@ pub struct Inner {
     pub token_refreshes: IntCounter,
     pub http_latency: HistogramVec,
     pub outbox: IntCounterVec,
+    /// Dashboard passwords verified (argon2 runs), wrong or right.
+    pub password_checks: IntCounter,
+    /// Posters drawn (a poster already in storage is not drawn again).
+    pub poster_renders: IntCounter,
 }
 
 impl std::ops::Deref for Metrics {
@@ -91,6 +95,13 @@ impl Metrics {
             .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
         )
         .expect("static metric definition");
+        let password_checks = IntCounter::new(
+            "fission_password_checks_total",
+            "dashboard passwords verified",
+        )
+        .expect("static metric definition");
+        let poster_renders = IntCounter::new("fission_poster_renders_total", "posters drawn")
+            .expect("static metric definition");
         for collector in [
             Box::new(events.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(push_batch.clone()),
@@ -98,6 +109,8 @@ impl Metrics {
             Box::new(token_refreshes.clone()),
             Box::new(http_latency.clone()),
             Box::new(outbox.clone()),
+            Box::new(password_checks.clone()),
+            Box::new(poster_renders.clone()),
         ] {
             registry
                 .register(collector)
@@ -111,6 +124,8 @@ impl Metrics {
             token_refreshes,
             http_latency,
             outbox,
+            password_checks,
+            poster_renders,
         }))
     }
 

@@ -7,6 +7,7 @@ mod admin_client;
 mod admin_export;
 mod admin_login;
 mod admin_pages;
+mod attack_login;
 mod browser;
 mod callback;
 mod codes;

@@ -220,6 +220,7 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("home.running", "进行中的活动", "Running campaign"),
     ("home.title", "概览", "Overview"),
     ("home.top", "邀请排行前 10", "Top 10 inviters"),
+    ("login.busy", "登录请求过多，请稍后再试。", "Too many sign-ins at once; try again in a moment."),
     ("login.password", "密码", "Password"),
     ("login.submit", "登录", "Sign in"),
     ("login.throttled", "失败次数过多，请 15 分钟后再试。", "Too many failed attempts; try again in 15 minutes."),

@@ -97,6 +97,7 @@ pub async fn submit(
         }
         LoginOutcome::WrongPassword => (StatusCode::UNAUTHORIZED, "login.wrong"),
         LoginOutcome::Throttled => (StatusCode::TOO_MANY_REQUESTS, "login.throttled"),
+        LoginOutcome::Busy => (StatusCode::SERVICE_UNAVAILABLE, "login.busy"),
     };
     let mut response = render(&LoginPage {
         layout: Layout::of(&state),
