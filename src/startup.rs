@@ -199,8 +199,8 @@ pub async fn connect(settings: Settings, public_url: &str) -> anyhow::Result<App
             settings: Arc::new(settings),
             public_url: public_url.into(),
             outbox_wake,
+            metrics,
         },
-        metrics,
         crypto,
         pushes,
     })
@@ -244,6 +244,16 @@ fn local_base(addr: SocketAddr) -> String {
 /// pages a phone opens (OAuth, scan links) go through the public URL.
 fn sandbox(settings: &mut Settings, local_base: &str, public_url: &str) -> Simulator {
     tracing::warn!("SANDBOX MODE: no WECHAT_APPID is set, so a built-in WeChat simulator stands in for WeChat at /sandbox/");
+    // The simulator hands out avatars on this server itself, which may well be on loopback.
+    let own_host = public_url
+        .split_once("://")
+        .map_or(public_url, |(_, rest)| rest)
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    settings.avatar_hosts.push(own_host);
+    settings.avatar_allow_private = true;
     let wechat = &mut settings.wechat;
     for (base, default) in [
         (&mut wechat.api_base, format!("{local_base}/sandbox")),

@@ -245,7 +245,7 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("ph.next", "距下一档奖励的提示", "how far to the next reward"),
     ("ph.reward", "奖励名称", "the reward's name"),
     ("upload.bad_code", "有一行不是兑换码（最长 128 字符，不含控制字符）", "A line is not a code (at most 128 characters, no control characters)"),
-    ("upload.bad_size", "图片尺寸须在 200–5000 × 200–8000 像素之间", "The image must be 200–5000 × 200–8000 pixels"),
+    ("upload.bad_size", "图片宽和高须在 200–6000 像素之间", "The image's width and height must be 200–6000 pixels"),
     ("upload.empty", "请选择文件", "Choose a file"),
     ("upload.no_codes", "没有找到兑换码", "No codes found"),
     ("upload.not_image", "只接受 PNG 或 JPEG 图片", "Only PNG or JPEG images"),
