@@ -12,6 +12,7 @@ mod attack_bodies;
 mod attack_headers;
 mod attack_login;
 mod attack_logs;
+mod attack_misc;
 mod attack_posters;
 mod browser;
 mod callback;

@@ -198,7 +198,7 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("health.outcome", "处理结果", "Outcome"),
     ("health.pushes", "最近收到的推送", "Latest pushes received"),
     ("health.quota", "永久二维码额度", "Permanent QR quota"),
-    ("health.quota_note", "永久二维码上限 100,000 个；用完后自动改发 30 天临时码。", "WeChat allows 100,000 permanent codes; after that, 30-day temporary codes are issued."),
+    ("health.quota_note", "永久二维码额度见 FISSION_PERMANENT_QUOTA（微信上限 100,000 个）；用完后自动改发临时码。", "Permanent codes are limited by FISSION_PERMANENT_QUOTA (WeChat allows 100,000); after that, temporary codes are issued."),
     ("health.quota_warning", "永久二维码已用超过 80%，请做好改用临时码的准备。", "Over 80% of the permanent QR quota is used: plan for temporary codes."),
     ("health.retried", "已重新加入发送队列。", "Queued again."),
     ("health.retry", "重试", "Retry"),
