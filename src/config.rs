@@ -71,7 +71,8 @@ pub struct Settings {
     pub avatar_hosts: Vec<String>,
     /// Fetch avatars from private and loopback addresses too (tests' stand-in WeChat only).
     pub avatar_allow_private: bool,
-    /// A request body must have arrived this long after the request began.
+    /// A request body must have arrived this long after the request began: long enough for a
+    /// 5 MB poster background on a slow uplink, short enough that a stalled client lets go.
     pub body_timeout_secs: u64,
     /// Reverse proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: TrustedProxies,
@@ -319,7 +320,7 @@ impl Settings {
             body_timeout_secs: parse_num::<u64>(
                 "FISSION_BODY_TIMEOUT_SECS",
                 get("FISSION_BODY_TIMEOUT_SECS"),
-                10,
+                30,
             )?
             .clamp(1, 600),
             trusted_proxies: TrustedProxies::parse(
@@ -378,6 +379,10 @@ mod tests {
         assert_eq!(s.poster_keyword, "海报");
         assert_eq!(s.poster_menu_key, "MY_POSTER");
         assert_eq!(s.poster_font, PathBuf::from(DEFAULT_POSTER_FONT));
+        assert_eq!(s.avatar_hosts, ["thirdwx.qlogo.cn", "wx.qlogo.cn"]);
+        assert!(!s.avatar_allow_private);
+        assert_eq!(s.body_timeout_secs, 30);
+        assert_eq!(s.trusted_proxies, TrustedProxies::default());
     }
 
     #[test]

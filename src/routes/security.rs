@@ -52,7 +52,7 @@ pub async fn body_deadline(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let limit = req
         .app_data::<web::Data<AppState>>()
-        .map_or(10, |state| state.settings.body_timeout_secs);
+        .map_or(30, |state| state.settings.body_timeout_secs);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(limit);
     let payload = req.take_payload();
     let stream = futures_util::stream::unfold(Some(payload), move |payload| async move {
