@@ -144,7 +144,7 @@ async fn from_body(
     Ok(Some(found))
 }
 
-/// The body, or `None` when it is larger than `limit` (refused like a missing token).
+/// The body, or `None` when it is larger than `limit` (the request is refused as too large).
 async fn read(mut payload: Payload, limit: usize) -> Result<Option<Bytes>, AppError> {
     let mut body = BytesMut::new();
     while let Some(chunk) = payload.next().await {
