@@ -9,6 +9,7 @@ use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::Argon2;
 use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::db;
 use crate::db::admin::AdminUser;
@@ -50,8 +51,15 @@ pub async fn hash_password(password: SecretString) -> anyhow::Result<String> {
     .context("the hashing task failed")?
 }
 
-async fn verify(password: SecretString, hash: String) -> anyhow::Result<bool> {
+/// Verifies on a blocking thread, holding `permit` until the check is done (even when the
+/// request that asked has gone away).
+async fn verify(
+    password: SecretString,
+    hash: String,
+    permit: SemaphorePermit<'static>,
+) -> anyhow::Result<bool> {
     tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let parsed =
             PasswordHash::new(&hash).map_err(|e| anyhow::anyhow!("stored hash unreadable: {e}"))?;
         Ok(Argon2::default()
@@ -104,10 +112,20 @@ pub enum LoginOutcome {
     WrongPassword,
     /// Too many failures from this address or for this account; nothing was checked.
     Throttled,
+    /// Too many passwords being checked at once; nothing was checked and nothing counted.
+    Busy,
 }
 
-/// Checks a login attempt. Throttled attempts are refused before the password is looked at, so
-/// guessing stays slow however many instances an attacker spreads attempts over.
+/// Password checks running at once in this process, whoever asks: each holds argon2's ~19 MiB
+/// for its run, so a flood of attempts from many addresses costs a bounded amount of memory.
+static PASSWORD_CHECKS: Semaphore = Semaphore::const_new(2);
+/// How long an attempt waits for a turn before it is told to try again later.
+const CHECK_WAIT: Duration = Duration::from_secs(3);
+
+/// Checks a login attempt. The attempt is counted as a failure first, atomically, and refused
+/// when that passes the limit, before any password is looked at; a right password gives the
+/// count back. So however many attempts arrive at once, and however many instances they are
+/// spread over, at most `MAX_FAILURES` per window are ever checked.
 pub async fn login(
     state: &AppState,
     client: &str,
@@ -120,11 +138,13 @@ pub async fn login(
         account.as_ref().map_or("-", |u| u.as_str())
     );
     let client_key = format!("admin-login:ip:{client}");
-    for key in [&account_key, &client_key] {
-        let failures = state.store.get(key).await?;
-        if failures.and_then(|f| f.parse::<i64>().ok()).unwrap_or(0) >= MAX_FAILURES {
-            return Ok(LoginOutcome::Throttled);
-        }
+    let keys = [account_key.as_str(), client_key.as_str()];
+    let mut over_limit = false;
+    for key in keys {
+        over_limit |= state.store.incr(key, FAILURE_WINDOW).await? > MAX_FAILURES;
+    }
+    if over_limit {
+        return Ok(LoginOutcome::Throttled);
     }
     let user = match &account {
         Some(name) => db::admin::by_username(&state.pool, name.as_str()).await?,
@@ -135,14 +155,26 @@ pub async fn login(
         .as_ref()
         .map(|u| u.password_hash.clone())
         .unwrap_or_else(|| UNKNOWN_ACCOUNT_HASH.to_string());
-    if verify(password, hash).await? {
-        if let Some(user) = user {
-            return Ok(LoginOutcome::Ok(user));
+    let Ok(Ok(permit)) = tokio::time::timeout(CHECK_WAIT, PASSWORD_CHECKS.acquire()).await else {
+        forgive(state, &keys).await?;
+        return Ok(LoginOutcome::Busy);
+    };
+    state.metrics.password_checks.inc();
+    match (verify(password, hash, permit).await?, user) {
+        (true, Some(user)) => {
+            forgive(state, &keys).await?;
+            Ok(LoginOutcome::Ok(user))
         }
+        _ => Ok(LoginOutcome::WrongPassword),
     }
-    state.store.incr(&account_key, FAILURE_WINDOW).await?;
-    state.store.incr(&client_key, FAILURE_WINDOW).await?;
-    Ok(LoginOutcome::WrongPassword)
+}
+
+/// Takes back the failure an attempt was counted as.
+async fn forgive(state: &AppState, keys: &[&str]) -> anyhow::Result<()> {
+    for key in keys {
+        state.store.decr(key).await?;
+    }
+    Ok(())
 }
 
 /// The argon2id hash (default parameters) of a random string nobody knows.
@@ -173,15 +205,16 @@ mod tests {
             .await
             .unwrap();
         assert!(hash.starts_with("$argon2id$"));
-        assert!(verify(SecretString::from("correct horse"), hash.clone())
-            .await
-            .unwrap());
-        assert!(!verify(SecretString::from("wrong"), hash).await.unwrap());
+        let check = |password: &str, hash: String| {
+            let password = SecretString::from(password.to_string());
+            async move {
+                let permit = PASSWORD_CHECKS.acquire().await.unwrap();
+                verify(password, hash, permit).await.unwrap()
+            }
+        };
+        assert!(check("correct horse", hash.clone()).await);
+        assert!(!check("wrong", hash).await);
         // The stand-in hash parses, so unknown accounts take the same path.
-        assert!(
-            !verify(SecretString::from("x"), UNKNOWN_ACCOUNT_HASH.into())
-                .await
-                .unwrap()
-        );
+        assert!(!check("x", UNKNOWN_ACCOUNT_HASH.into()).await);
     }
 }

@@ -2,6 +2,7 @@
 //! everything else receives a `Settings`. Secrets are wrapped so `Debug` never prints them.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -68,6 +69,86 @@ pub struct Settings {
     pub poster_keyword: String,
     /// A menu CLICK with this key gets the sender's poster as the reply.
     pub poster_menu_key: String,
+    /// Hosts (`name` or `name:port`) avatars may be fetched from: WeChat's avatar hosts.
+    pub avatar_hosts: Vec<String>,
+    /// Fetch avatars from private and loopback addresses too (tests' stand-in WeChat only).
+    pub avatar_allow_private: bool,
+    /// A request body must have arrived this long after the request began: long enough for a
+    /// 5 MB poster background on a slow uplink, short enough that a stalled client lets go.
+    pub body_timeout_secs: u64,
+    /// Reverse proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: TrustedProxies,
+}
+
+/// WeChat's avatar hosts (`headimgurl` of `/sns/userinfo`).
+pub const DEFAULT_AVATAR_HOSTS: &str = "thirdwx.qlogo.cn,wx.qlogo.cn";
+
+/// The addresses (`FISSION_TRUSTED_PROXIES`: IPs or CIDR blocks) of reverse proxies in front of
+/// Fission. Only a request arriving from one of them has its `X-Forwarded-For` believed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<(IpAddr, u8)>);
+
+impl TrustedProxies {
+    pub fn parse(list: &str) -> anyhow::Result<TrustedProxies> {
+        let mut blocks = Vec::new();
+        for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let (ip, bits) = match item.split_once('/') {
+                Some((ip, bits)) => (ip, Some(bits)),
+                None => (item, None),
+            };
+            let ip: IpAddr = ip
+                .parse()
+                .with_context(|| format!("FISSION_TRUSTED_PROXIES: {item:?} is not an address"))?;
+            let max = if ip.is_ipv4() { 32 } else { 128 };
+            let bits = match bits {
+                Some(b) => b
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|b| *b <= max)
+                    .with_context(|| format!("FISSION_TRUSTED_PROXIES: bad prefix in {item:?}"))?,
+                None => max,
+            };
+            blocks.push((ip, bits));
+        }
+        Ok(TrustedProxies(blocks))
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|(block, bits)| match (block, ip) {
+            (IpAddr::V4(b), IpAddr::V4(a)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(*bits)).unwrap_or(0);
+                u32::from(*b) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(b), IpAddr::V6(a)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(*bits)).unwrap_or(0);
+                u128::from(*b) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        })
+    }
+
+    /// Who sent a request that arrived from `peer`: the peer itself, unless it is a trusted
+    /// proxy; then the nearest address in `X-Forwarded-For` that is not one (addresses further
+    /// left were written by the client and prove nothing).
+    pub fn client(&self, peer: Option<IpAddr>, forwarded_for: Option<&str>) -> Option<IpAddr> {
+        let peer = peer?;
+        if !self.contains(peer) {
+            return Some(peer);
+        }
+        let mut client = peer;
+        for hop in forwarded_for.unwrap_or("").rsplit(',').map(str::trim) {
+            match hop.parse::<IpAddr>() {
+                Ok(ip) => {
+                    client = ip;
+                    if !self.contains(ip) {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        Some(client)
+    }
 }
 
 pub const DEFAULT_POSTER_FONT: &str = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc";
@@ -234,6 +315,25 @@ impl Settings {
             poster_font: PathBuf::from(or("FISSION_POSTER_FONT", DEFAULT_POSTER_FONT)),
             poster_keyword: or("FISSION_POSTER_KEYWORD", "海报").trim().to_string(),
             poster_menu_key: or("FISSION_POSTER_MENU_KEY", "MY_POSTER"),
+            avatar_hosts: or("FISSION_AVATAR_HOSTS", DEFAULT_AVATAR_HOSTS)
+                .split(',')
+                .map(|h| h.trim().to_ascii_lowercase())
+                .filter(|h| !h.is_empty())
+                .collect(),
+            avatar_allow_private: parse_bool(
+                "FISSION_AVATAR_ALLOW_PRIVATE",
+                get("FISSION_AVATAR_ALLOW_PRIVATE"),
+                false,
+            )?,
+            body_timeout_secs: parse_num::<u64>(
+                "FISSION_BODY_TIMEOUT_SECS",
+                get("FISSION_BODY_TIMEOUT_SECS"),
+                30,
+            )?
+            .clamp(1, 600),
+            trusted_proxies: TrustedProxies::parse(
+                &get("FISSION_TRUSTED_PROXIES").unwrap_or_default(),
+            )?,
         })
     }
 }
@@ -287,6 +387,10 @@ mod tests {
         assert_eq!(s.poster_keyword, "海报");
         assert_eq!(s.poster_menu_key, "MY_POSTER");
         assert_eq!(s.poster_font, PathBuf::from(DEFAULT_POSTER_FONT));
+        assert_eq!(s.avatar_hosts, ["thirdwx.qlogo.cn", "wx.qlogo.cn"]);
+        assert!(!s.avatar_allow_private);
+        assert_eq!(s.body_timeout_secs, 30);
+        assert_eq!(s.trusted_proxies, TrustedProxies::default());
     }
 
     #[test]
@@ -316,6 +420,30 @@ mod tests {
         for secret in ["topsecretvalue", "tokenvalue", "dbpassword"] {
             assert!(!shown.contains(secret), "{secret} leaked in {shown}");
         }
+    }
+
+    #[test]
+    fn only_trusted_proxies_name_the_client() {
+        let none = TrustedProxies::default();
+        let peer: IpAddr = "203.0.113.5".parse().unwrap();
+        assert_eq!(none.client(Some(peer), Some("198.51.100.7")), Some(peer));
+        let proxies = TrustedProxies::parse("10.0.0.0/8, 127.0.0.1").unwrap();
+        let lb: IpAddr = "10.1.2.3".parse().unwrap();
+        let client: IpAddr = "198.51.100.7".parse().unwrap();
+        assert_eq!(proxies.client(Some(lb), Some("198.51.100.7")), Some(client));
+        // A forged entry further left is not believed.
+        assert_eq!(
+            proxies.client(Some(lb), Some("1.2.3.4, 198.51.100.7, 10.9.9.9")),
+            Some(client)
+        );
+        assert_eq!(proxies.client(Some(lb), Some("garbage")), Some(lb));
+        assert_eq!(proxies.client(Some(peer), Some("1.2.3.4")), Some(peer));
+        assert!(proxies.contains("127.0.0.1".parse().unwrap()));
+        assert!(!proxies.contains("11.0.0.1".parse().unwrap()));
+        assert!(TrustedProxies::parse("10.0.0.0/33").is_err());
+        assert!(TrustedProxies::parse("proxy.local").is_err());
+        let all = TrustedProxies::parse("0.0.0.0/0").unwrap();
+        assert!(all.contains("8.8.8.8".parse().unwrap()));
     }
 
     #[test]

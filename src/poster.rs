@@ -4,6 +4,7 @@
 //! dashboard previews a layout with the same code; the submodules do the I/O: `personal` finds
 //! a follower's inputs and keeps the result in storage, `delivery` sends it through WeChat.
 
+mod avatar;
 pub mod delivery;
 pub mod personal;
 
@@ -24,8 +25,18 @@ pub const RENDER_VERSION: u32 = 1;
 pub const MAX_JPEG_BYTES: usize = 300 * 1024;
 /// Posters wider than this are scaled down after composing (positions are in background pixels).
 const MAX_WIDTH: u32 = 1080;
-/// Largest background or avatar accepted; bigger images are refused rather than decoded.
-const MAX_SIDE: u32 = 6000;
+/// Largest background or avatar side accepted, at upload and at rendering; bigger images are
+/// refused rather than decoded.
+pub const MAX_SIDE: u32 = 6000;
+
+/// Rendering is CPU work: at most this many at once, whatever the request rate, for followers'
+/// posters and the dashboard's previews alike.
+static RENDERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+/// A turn to render; hold it while drawing.
+pub async fn render_turn() -> anyhow::Result<tokio::sync::SemaphorePermit<'static>> {
+    RENDERS.acquire().await.context("render limiter closed")
+}
 
 const DEFAULT_BACKGROUND: &[u8] = include_bytes!("../static/poster-default.png");
 
@@ -216,6 +227,7 @@ fn draw_nickname(canvas: &mut RgbaImage, at: &TextPlacement, name: &str, font: &
     let drawable: String = name
         .chars()
         .filter(|c| !c.is_control() && font.glyph_id(*c).0 != 0)
+        .take(crate::referral::profile::MAX_NICKNAME_CHARS)
         .collect();
     let room = (canvas.width() as i32 - at.x - 24).max(0) as u32;
     let text = fit_width(&drawable, room, scale, font);
@@ -231,13 +243,23 @@ fn fit_width(text: &str, room: u32, scale: PxScale, font: &FontArc) -> String {
         return text.to_string();
     }
     let chars: Vec<char> = text.chars().collect();
-    for end in (0..chars.len()).rev() {
-        let candidate: String = chars[..end].iter().chain(['…'].iter()).collect();
-        if width(&candidate) <= room {
-            return if end == 0 { String::new() } else { candidate };
+    let cut = |end: usize| -> String { chars[..end].iter().chain(['…'].iter()).collect() };
+    // A longer prefix is never narrower, so the longest that fits is found by bisection: a
+    // few measurements, not one per character. `lo` always fits (0 = nothing), `hi` never does.
+    let (mut lo, mut hi) = (0, chars.len());
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if width(&cut(mid)) <= room {
+            lo = mid;
+        } else {
+            hi = mid;
         }
     }
-    String::new()
+    if lo == 0 {
+        String::new()
+    } else {
+        cut(lo)
+    }
 }
 
 fn parse_color(hex: &str) -> Option<Rgba<u8>> {
@@ -391,8 +413,16 @@ mod tests {
             })
             .count();
         assert!(reddish > 100, "{reddish} red nickname pixels");
-        let cut = fit_width(&"长".repeat(60), 300, PxScale::from(40.0), &font);
+        let scale = PxScale::from(40.0);
+        let cut = fit_width(&"长".repeat(60), 300, scale, &font);
         assert!(cut.ends_with('…') && cut.chars().count() < 60, "{cut}");
+        // The longest prefix that fits: one more character would not.
+        let kept = cut.chars().count() - 1;
+        let longer = format!("{}…", "长".repeat(kept + 1));
+        assert!(imageproc::drawing::text_size(scale, &font, &cut).0 <= 300);
+        assert!(imageproc::drawing::text_size(scale, &font, &longer).0 > 300);
+        // A name of thousands of characters is cut the same way (in a few measurements).
+        assert_eq!(fit_width(&"长".repeat(5000), 300, scale, &font), cut);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! What the referral rules, posters and background work use to reach the world outside the
-//! process: the database, the shared store, WeChat, object storage, and the settings. The
-//! HTTP side's own parts (metrics registry, message crypto, the push queue) are in `AppState`,
-//! which derefs to this.
+//! process: the database, the shared store, WeChat, object storage, the settings, and the
+//! metrics they report to. The HTTP side's own parts (message crypto, the push queue) are in
+//! `AppState`, which derefs to this.
 
 use std::sync::Arc;
 
@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 use crate::config::Settings;
 use crate::shared_store::SharedStore;
 use crate::storage::Storage;
+use crate::telemetry::Metrics;
 use crate::wechat::{WechatClient, WechatError};
 
 #[derive(Clone)]
@@ -24,6 +25,7 @@ pub struct Services {
     pub public_url: Arc<str>,
     /// Wakes this process's outbox worker as soon as a decision enqueues work.
     pub outbox_wake: Arc<Notify>,
+    pub metrics: Metrics,
 }
 
 impl Services {

@@ -38,6 +38,16 @@ end
 return n
 "#;
 
+/// DECR of a counter that exists and is above zero; a missing key stays missing (DECR alone
+/// would create it without an expiry).
+const DECR_IF_POSITIVE: &str = r#"
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n > 0 then
+  return redis.call('DECR', KEYS[1])
+end
+return 0
+"#;
+
 impl SharedStore {
     pub async fn redis(url: &str, prefix: &str) -> anyhow::Result<SharedStore> {
         let client = redis::Client::open(url).context("parsing REDIS_URL")?;
@@ -157,6 +167,29 @@ impl SharedStore {
         }
     }
 
+    /// Takes one back from a live counter (never below zero, never reviving an expired one),
+    /// keeping its window.
+    pub async fn decr(&self, key: &str) -> anyhow::Result<()> {
+        match self {
+            SharedStore::Redis { conn, prefix } => {
+                let mut conn = conn.clone();
+                let _: i64 = redis::Script::new(DECR_IF_POSITIVE)
+                    .key(format!("{prefix}{key}"))
+                    .invoke_async(&mut conn)
+                    .await
+                    .context("Redis DECR")?;
+            }
+            SharedStore::Memory(map) => {
+                let mut map = lock(map);
+                if let Some((value, until)) = live(&mut map, key).cloned() {
+                    let n = value.parse::<i64>().unwrap_or(0);
+                    map.insert(key.to_string(), ((n - 1).max(0).to_string(), until));
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub async fn ping(&self) -> anyhow::Result<()> {
         if let SharedStore::Redis { conn, .. } = self {
             let mut conn = conn.clone();
@@ -225,6 +258,10 @@ mod tests {
         let window = Duration::from_secs(600);
         assert_eq!(store.incr("c", window).await.unwrap(), 1);
         assert_eq!(store.incr("c", window).await.unwrap(), 2);
+        store.decr("c").await.unwrap();
+        assert_eq!(store.incr("c", window).await.unwrap(), 2);
+        store.decr("missing").await.unwrap();
+        assert_eq!(store.get("missing").await.unwrap(), None);
         // A counter starts again once its window has passed.
         let short = Duration::from_millis(20);
         assert_eq!(store.incr("s", short).await.unwrap(), 1);

@@ -27,7 +27,7 @@ use crate::services::Services;
 use crate::shared_store::SharedStore;
 use crate::state::AppState;
 use crate::storage::Storage;
-use crate::telemetry::Metrics;
+use crate::telemetry::{Metrics, RequestSpan};
 use crate::wechat::crypto::MessageCrypto;
 use crate::wechat::WechatClient;
 use crate::{db, jobs, routes};
@@ -62,6 +62,7 @@ impl Application {
         let sim = simulator.clone();
         let session_key = session_key(&state.settings);
         let secure_cookies = public_url.starts_with("https://");
+        let trusted_proxies = web::Data::new(state.settings.trusted_proxies.clone());
         let server = HttpServer::new(move || {
             let sessions =
                 SessionMiddleware::builder(CookieSessionStore::default(), session_key.clone())
@@ -73,9 +74,12 @@ impl Application {
                     .build();
             let app = App::new()
                 .wrap(sessions)
-                .wrap(TracingLogger::default())
+                .wrap(from_fn(routes::security::body_deadline))
+                .wrap(from_fn(routes::security::headers))
+                .wrap(TracingLogger::<RequestSpan>::new())
                 .wrap(from_fn(observe))
                 .app_data(data.clone())
+                .app_data(trusted_proxies.clone())
                 .service(actix_files::Files::new("/static", static_dir()))
                 .configure(routes::configure);
             match sim.clone() {
@@ -85,6 +89,8 @@ impl Application {
                 None => app,
             }
         })
+        // A client has 5 s to send its request head (a body has FISSION_BODY_TIMEOUT_SECS).
+        .client_request_timeout(Duration::from_secs(5))
         .listen(listener)?
         .shutdown_timeout(30)
         .run();
@@ -194,8 +200,8 @@ pub async fn connect(settings: Settings, public_url: &str) -> anyhow::Result<App
             settings: Arc::new(settings),
             public_url: public_url.into(),
             outbox_wake,
+            metrics,
         },
-        metrics,
         crypto,
         pushes,
     })
@@ -239,6 +245,16 @@ fn local_base(addr: SocketAddr) -> String {
 /// pages a phone opens (OAuth, scan links) go through the public URL.
 fn sandbox(settings: &mut Settings, local_base: &str, public_url: &str) -> Simulator {
     tracing::warn!("SANDBOX MODE: no WECHAT_APPID is set, so a built-in WeChat simulator stands in for WeChat at /sandbox/");
+    // The simulator hands out avatars on this server itself, which may well be on loopback.
+    let own_host = public_url
+        .split_once("://")
+        .map_or(public_url, |(_, rest)| rest)
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    settings.avatar_hosts.push(own_host);
+    settings.avatar_allow_private = true;
     let wechat = &mut settings.wechat;
     for (base, default) in [
         (&mut wechat.api_base, format!("{local_base}/sandbox")),

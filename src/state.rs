@@ -1,18 +1,16 @@
 //! What every handler and worker shares: the services (pool, shared store, WeChat client,
-//! storage, settings), plus the HTTP side's own parts — metrics, safe-mode crypto and the push
+//! storage, settings, metrics), plus the HTTP side's own parts — safe-mode crypto and the push
 //! queue. Derefs to `Services`, so code below the routes takes only `&Services`.
 
 use std::ops::Deref;
 
 use crate::push::PushQueue;
 use crate::services::Services;
-use crate::telemetry::Metrics;
 use crate::wechat::crypto::MessageCrypto;
 
 #[derive(Clone)]
 pub struct AppState {
     pub services: Services,
-    pub metrics: Metrics,
     /// Safe-mode message crypto, when `WECHAT_ENCODING_AES_KEY` is set.
     pub crypto: Option<MessageCrypto>,
     /// Group commit of pushes (`push::batcher`).

@@ -1,7 +1,14 @@
 //! Logs (tracing, text or JSON) and Prometheus metrics. Each `Application` owns its own
 //! registry, so several instances can run in one test process without sharing counters.
 
+use std::net::IpAddr;
 use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::{web, HttpMessage, HttpRequest};
+use tracing::Span;
+use tracing_actix_web::{RequestId, RootSpanBuilder};
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
@@ -9,7 +16,7 @@ use prometheus::{
 };
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LogFormat;
+use crate::config::{LogFormat, TrustedProxies};
 
 /// Installs the global subscriber once; later calls (tests start many apps) are no-ops.
 pub fn init(filter: &str, format: LogFormat) {
@@ -19,6 +26,65 @@ pub fn init(filter: &str, format: LogFormat) {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.try_init(),
     };
+}
+
+/// The address a request came from: the connection's peer, or the client a trusted proxy names
+/// (`FISSION_TRUSTED_PROXIES`, registered as app data by startup). Never a header alone.
+pub fn client_ip(req: &HttpRequest) -> Option<IpAddr> {
+    let peer = req.peer_addr().map(|a| a.ip());
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    match req.app_data::<web::Data<TrustedProxies>>() {
+        Some(proxies) => proxies.client(peer, forwarded),
+        None => peer,
+    }
+}
+
+/// Each request's span: method, route template, path (without the query string, which may
+/// carry an OAuth code), status, the client address from `client_ip`, and an error's message
+/// (a 500's cause chain is logged where it is answered, see `error.rs`).
+pub struct RequestSpan;
+
+impl RootSpanBuilder for RequestSpan {
+    fn on_request_start(request: &ServiceRequest) -> Span {
+        let route = request
+            .match_pattern()
+            .unwrap_or_else(|| "default".to_string());
+        let client = client_ip(request.request()).map_or_else(String::new, |ip| ip.to_string());
+        let request_id = request
+            .extensions()
+            .get::<RequestId>()
+            .map_or_else(String::new, ToString::to_string);
+        tracing::info_span!(
+            "HTTP request",
+            http.method = %request.method(),
+            http.route = %route,
+            http.target = %request.path(),
+            http.client_ip = %client,
+            http.status_code = tracing::field::Empty,
+            request_id = %request_id,
+            exception.message = tracing::field::Empty,
+        )
+    }
+
+    fn on_request_end<B: MessageBody>(
+        span: Span,
+        outcome: &Result<ServiceResponse<B>, actix_web::Error>,
+    ) {
+        let (status, error) = match outcome {
+            Ok(response) => (
+                response.status(),
+                response.response().error().map(ToString::to_string),
+            ),
+            Err(e) => (e.as_response_error().status_code(), Some(e.to_string())),
+        };
+        span.record("http.status_code", status.as_u16());
+        if let Some(message) = error {
+            span.record("exception.message", message);
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -34,6 +100,10 @@ pub struct Inner {
     pub token_refreshes: IntCounter,
     pub http_latency: HistogramVec,
     pub outbox: IntCounterVec,
+    /// Dashboard passwords verified (argon2 runs), wrong or right.
+    pub password_checks: IntCounter,
+    /// Posters drawn (a poster already in storage is not drawn again).
+    pub poster_renders: IntCounter,
 }
 
 impl std::ops::Deref for Metrics {
@@ -91,6 +161,13 @@ impl Metrics {
             .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
         )
         .expect("static metric definition");
+        let password_checks = IntCounter::new(
+            "fission_password_checks_total",
+            "dashboard passwords verified",
+        )
+        .expect("static metric definition");
+        let poster_renders = IntCounter::new("fission_poster_renders_total", "posters drawn")
+            .expect("static metric definition");
         for collector in [
             Box::new(events.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(push_batch.clone()),
@@ -98,6 +175,8 @@ impl Metrics {
             Box::new(token_refreshes.clone()),
             Box::new(http_latency.clone()),
             Box::new(outbox.clone()),
+            Box::new(password_checks.clone()),
+            Box::new(poster_renders.clone()),
         ] {
             registry
                 .register(collector)
@@ -111,6 +190,8 @@ impl Metrics {
             token_refreshes,
             http_latency,
             outbox,
+            password_checks,
+            poster_renders,
         }))
     }
 

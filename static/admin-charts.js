@@ -2,6 +2,10 @@
 // Labels come from the page (data-* attributes), so the script holds no language.
 (function () {
   "use strict";
+  // A new range applies at once (the page has no inline script; see the CSP).
+  Array.prototype.forEach.call(document.querySelectorAll("select[data-autosubmit]"), function (select) {
+    select.addEventListener("change", function () { select.form.submit(); });
+  });
   var root = document.getElementById("charts");
   if (!root || !window.Chart) { return; }
   var label = function (name) { return root.dataset[name] || name; };

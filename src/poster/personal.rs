@@ -3,17 +3,15 @@
 //! bytes, font, render version): a repeat request is a storage read, and a change to any input
 //! is a new key, hence a new render.
 
-use std::time::Duration;
-
 use ab_glyph::FontArc;
 use anyhow::Context;
 use bytes::Bytes;
 use chrono::Utc;
 use serde_json::json;
 use sha1::{Digest, Sha1};
-use tokio::sync::Semaphore;
+use tokio::sync::Mutex;
 
-use super::{cached_font, default_background, render, PosterLayout, RENDER_VERSION};
+use super::{avatar, cached_font, default_background, render, PosterLayout, RENDER_VERSION};
 use crate::db;
 use crate::db::codes::CodeRow;
 use crate::domain::OpenId;
@@ -22,15 +20,11 @@ use crate::services::ServiceError;
 use crate::services::Services;
 use crate::wechat::qrcode::render_png;
 
-/// Rendering is CPU work: at most this many at once, whatever the request rate.
-static RENDERS: Semaphore = Semaphore::const_new(2);
 /// The name on the poster of a follower who has not shared their profile.
 const UNNAMED: &str = "你的好友";
-const AVATAR_MAX_BYTES: usize = 2 * 1024 * 1024;
-const AVATAR_FETCH_TIMEOUT: Duration = Duration::from_secs(3);
-/// How long the avatar URL → stored avatar mapping is trusted (WeChat gives a new URL when the
-/// picture changes, so this only bounds how long a dead mapping lingers).
-const AVATAR_MAPPING_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Turns to draw a poster, by a hash of its key: concurrent first requests for one poster wait
+/// for a single render instead of each drawing it (different posters rarely share a turn).
+static TURNS: [Mutex<()>; 64] = [const { Mutex::const_new(()) }; 64];
 
 pub struct Poster {
     /// Storage key (`poster/<sha1>.jpg`), also a strong ETag.
@@ -43,6 +37,12 @@ pub struct Poster {
 pub async fn for_follower(state: &Services, openid: &OpenId) -> Result<Poster, ServiceError> {
     let inputs = Inputs::gather(state, openid).await?;
     let key = inputs.storage_key(state);
+    if let Some(jpeg) = state.storage.get(&key).await? {
+        return Ok(Poster { key, jpeg });
+    }
+    let turn = usize::from(Sha1::digest(key.as_bytes())[0]) % TURNS.len();
+    let _turn = TURNS[turn].lock().await;
+    // Whoever had the turn before may have drawn this very poster.
     if let Some(jpeg) = state.storage.get(&key).await? {
         return Ok(Poster { key, jpeg });
     }
@@ -88,7 +88,7 @@ impl Inputs {
             .and_then(|u| u.nickname.clone())
             .unwrap_or_else(|| UNNAMED.to_string());
         let avatar_key = match user.as_ref().and_then(|u| u.avatar_url.as_deref()) {
-            Some(url) => stored_avatar(state, url).await,
+            Some(url) => avatar::stored(state, url).await,
             None => None,
         };
         Ok(Inputs {
@@ -144,7 +144,8 @@ impl Inputs {
             None => None,
         };
 
-        let _permit = RENDERS.acquire().await.context("render limiter closed")?;
+        let _permit = super::render_turn().await?;
+        state.metrics.poster_renders.inc();
         let started = std::time::Instant::now();
         let Inputs {
             layout,
@@ -176,66 +177,4 @@ impl Inputs {
 fn default_background_hash() -> &'static str {
     static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     HASH.get_or_init(|| hex::encode(Sha1::digest(super::DEFAULT_BACKGROUND)))
-}
-
-/// The storage key of the avatar at `url`, fetching and storing it the first time. `None` (and
-/// a poster without the avatar) when it cannot be fetched: a slow avatar host must not cost the
-/// follower their poster.
-async fn stored_avatar(state: &Services, url: &str) -> Option<String> {
-    if !(url.starts_with("https://") || url.starts_with("http://")) {
-        return None;
-    }
-    let mapping = format!("avatar:{}", hex::encode(Sha1::digest(url.as_bytes())));
-    if let Ok(Some(key)) = state.store.get(&mapping).await {
-        return Some(key);
-    }
-    match fetch_avatar(state, url).await {
-        Ok((ext, bytes)) => {
-            let key = match state.storage.put("avatar", ext, bytes).await {
-                Ok(key) => key,
-                Err(e) => {
-                    tracing::warn!(error = ?e, "could not store an avatar");
-                    return None;
-                }
-            };
-            if let Err(e) = state
-                .store
-                .set(&mapping, &key, AVATAR_MAPPING_TTL, false)
-                .await
-            {
-                tracing::warn!(error = ?e, "could not remember a stored avatar");
-            }
-            Some(key)
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "could not fetch an avatar; the poster is drawn without it");
-            None
-        }
-    }
-}
-
-async fn fetch_avatar(state: &Services, url: &str) -> anyhow::Result<(&'static str, Vec<u8>)> {
-    let mut response = state
-        .wechat
-        .http()
-        .get(url)
-        .timeout(AVATAR_FETCH_TIMEOUT)
-        .send()
-        .await
-        .context("requesting the avatar")?
-        .error_for_status()
-        .context("the avatar host refused")?;
-    let mut bytes = Vec::new();
-    while let Some(chunk) = response.chunk().await.context("reading the avatar")? {
-        if bytes.len() + chunk.len() > AVATAR_MAX_BYTES {
-            anyhow::bail!("the avatar is larger than {} bytes", AVATAR_MAX_BYTES);
-        }
-        bytes.extend_from_slice(&chunk);
-    }
-    let ext = match image::guess_format(&bytes).context("the avatar is not an image")? {
-        image::ImageFormat::Png => "png",
-        image::ImageFormat::Jpeg => "jpg",
-        other => anyhow::bail!("unexpected avatar format {other:?}"),
-    };
-    Ok((ext, bytes))
 }

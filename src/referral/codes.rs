@@ -125,6 +125,16 @@ async fn temporary(state: &Services, scene: i64) -> Result<NewCode, ServiceError
     finish(state, &request, None).await
 }
 
+/// When a temporary code asked to live `requested` seconds expires: as WeChat answered when
+/// that is a lifetime it could give (1 second up to what was asked), else as asked. An answer
+/// out of range must not be believed, and must never overflow the date arithmetic.
+fn expiry(issued_at: DateTime<Utc>, requested: i64, answered: Option<i64>) -> DateTime<Utc> {
+    let secs = answered
+        .filter(|s| (1..=requested).contains(s))
+        .unwrap_or(requested);
+    issued_at + Duration::seconds(secs)
+}
+
 /// Asks WeChat for the ticket, renders the image from its `url` and stores it.
 async fn finish(
     state: &Services,
@@ -134,10 +144,11 @@ async fn finish(
     let issued_at = Utc::now();
     let ticket = state.wechat.create_qrcode(request).await?;
     let expires_at = match request {
-        QrCodeRequest::Temporary { expire, .. } => {
-            let secs = ticket.expire_seconds.unwrap_or(i64::from(expire.get()));
-            Some(issued_at + Duration::seconds(secs))
-        }
+        QrCodeRequest::Temporary { expire, .. } => Some(expiry(
+            issued_at,
+            i64::from(expire.get()),
+            ticket.expire_seconds,
+        )),
         QrCodeRequest::Permanent(_) => None,
     };
     let (scene_id, scene_str) = match request {
@@ -196,4 +207,21 @@ pub async fn renew_expiring(state: &Services) -> anyhow::Result<usize> {
         }
     }
     Ok(renewed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_lifetime_wechat_could_give_is_believed() {
+        let issued = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let asked = 30 * 24 * 3600;
+        let at = |answered| (expiry(issued, asked, answered) - issued).num_seconds();
+        assert_eq!(at(None), asked);
+        assert_eq!(at(Some(3600)), 3600);
+        for nonsense in [0, -5, asked + 1, i64::MAX, i64::MIN] {
+            assert_eq!(at(Some(nonsense)), asked, "{nonsense}");
+        }
+    }
 }

@@ -113,14 +113,9 @@ fn open_push(state: &AppState, q: &CallbackQuery, body: &[u8]) -> Result<Push, A
                 "encrypted push, but no WECHAT_ENCODING_AES_KEY is configured".into(),
             ));
         }
-        let ts: i64 = q
-            .timestamp
-            .as_deref()
-            .and_then(|t| t.parse().ok())
-            .unwrap_or(i64::MIN);
-        if ts.saturating_sub(Utc::now().timestamp()).abs() > MAX_CLOCK_SKEW_SECS {
+        if !fresh(q.timestamp.as_deref(), Utc::now().timestamp()) {
             return Err(AppError::Forbidden(
-                "timestamp too far from the server clock".into(),
+                "timestamp missing, unreadable or too far from the server clock".into(),
             ));
         }
         return message::parse_push(body).map_err(|e| AppError::BadRequest(e.to_string()));
@@ -145,6 +140,14 @@ fn open_push(state: &AppState, q: &CallbackQuery, body: &[u8]) -> Result<Push, A
         .decrypt(&encrypt)
         .map_err(|e| AppError::BadRequest(e.to_string()))?;
     message::parse_push(xml.as_bytes()).map_err(|e| AppError::BadRequest(e.to_string()))
+}
+
+/// Is `timestamp` (unix seconds, as WeChat signs it) within `MAX_CLOCK_SKEW_SECS` of `now`?
+/// A missing or unreadable one is not.
+fn fresh(timestamp: Option<&str>, now: i64) -> bool {
+    timestamp
+        .and_then(|t| t.parse::<i64>().ok())
+        .is_some_and(|ts| ts.abs_diff(now) <= MAX_CLOCK_SKEW_SECS.unsigned_abs())
 }
 
 fn passive_reply(state: &AppState, push: &Push, reply: &Reply) -> HttpResponse {
@@ -196,4 +199,28 @@ async fn read_capped(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>,
         )));
     }
     Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fresh;
+
+    #[test]
+    fn only_readable_recent_timestamps_are_fresh() {
+        let now = 1_700_000_000;
+        assert!(fresh(Some("1700000000"), now));
+        assert!(fresh(Some("1699999700"), now));
+        assert!(!fresh(Some("1699999699"), now));
+        assert!(!fresh(Some("1700000301"), now));
+        for bad in [
+            "",
+            "abc",
+            "-9223372036854775808",
+            "9223372036854775807",
+            "1e9",
+        ] {
+            assert!(!fresh(Some(bad), now), "{bad}");
+        }
+        assert!(!fresh(None, now));
+    }
 }

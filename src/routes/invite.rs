@@ -27,7 +27,11 @@ use crate::wechat::jsapi::JsConfig;
 use crate::wechat::WechatError;
 
 const OPENID_KEY: &str = "openid";
+const SIGNED_IN_AT_KEY: &str = "signed_in_at";
 const STATE_KEY: &str = "oauth_state";
+/// A follower's sign-in lasts this long; then WeChat OAuth again (silent with `snsapi_base`),
+/// so a copied cookie does not open someone's page forever.
+const SESSION_MAX_AGE_SECS: i64 = 30 * 24 * 3600;
 /// WeChat answers these for a code that was already exchanged, or is unknown or expired.
 const CODE_USED: i64 = 40163;
 const CODE_INVALID: i64 = 40029;
@@ -40,9 +44,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/invite/poster.png", web::get().to(poster));
 }
 
-/// The signed-in follower, if the session (which only this server can have written) says so.
+/// The signed-in follower, if the session (which only this server can have written) says so
+/// and was started less than `SESSION_MAX_AGE_SECS` ago.
 fn signed_in(session: &Session) -> Option<OpenId> {
     let openid: String = session.get(OPENID_KEY).ok().flatten()?;
+    let since: i64 = session.get(SIGNED_IN_AT_KEY).ok().flatten()?;
+    if !(0..=SESSION_MAX_AGE_SECS).contains(&(Utc::now().timestamp() - since)) {
+        return None;
+    }
     OpenId::parse(&openid).ok()
 }
 
@@ -231,6 +240,7 @@ async fn oauth_return(
     session.renew();
     session
         .insert(OPENID_KEY, openid.as_str())
+        .and_then(|()| session.insert(SIGNED_IN_AT_KEY, Utc::now().timestamp()))
         .map_err(|e| AppError::Internal(anyhow::anyhow!("storing the session: {e}")))?;
     Ok(HttpResponse::Found()
         .insert_header((header::LOCATION, "/invite"))

@@ -8,6 +8,7 @@ pub mod health;
 pub mod invite;
 pub mod layout;
 pub mod media;
+pub mod security;
 
 use actix_web::web;
 use chrono::Utc;

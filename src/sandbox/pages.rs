@@ -20,7 +20,22 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
             web::resource("/scan")
                 .route(web::get().to(scan_page))
                 .route(web::post().to(scan_submit)),
-        );
+        )
+        .route("/assets/{name}", web::get().to(asset));
+}
+
+/// The pages' scripts, served by the simulator itself (it is mounted without Fission's
+/// `/static` in tests), as files: the pages carry no inline script.
+async fn asset(name: web::Path<String>) -> HttpResponse {
+    let script = match name.as_str() {
+        "scan.js" => include_str!("../../static/sandbox/scan.js"),
+        "inbox.js" => include_str!("../../static/sandbox/inbox.js"),
+        _ => return HttpResponse::NotFound().finish(),
+    };
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "max-age=300"))
+        .body(script)
 }
 
 pub(super) fn render(page: &impl Template, status: u16) -> HttpResponse {

@@ -15,12 +15,21 @@ pub enum WechatError {
     /// WeChat answered with an error for this call.
     #[error("WeChat API error {errcode}: {errmsg}")]
     Api { errcode: i64, errmsg: String },
+    /// Never holds the request's URL: its query carries the access_token or the AppSecret.
     #[error("could not reach WeChat")]
-    Transport(#[from] reqwest::Error),
+    Transport(#[source] reqwest::Error),
     #[error("unexpected answer from WeChat: {0}")]
     BadResponse(String),
     #[error("shared token store failed")]
     Store(#[source] anyhow::Error),
+}
+
+impl From<reqwest::Error> for WechatError {
+    /// Drops the URL from the error, so neither its text nor its `Debug` output (both end up in
+    /// logs) can show the credentials in the query string.
+    fn from(e: reqwest::Error) -> Self {
+        WechatError::Transport(e.without_url())
+    }
 }
 
 impl WechatError {
@@ -73,5 +82,22 @@ mod tests {
             WechatError::from_code(45009, "quota".into()),
             WechatError::Api { .. }
         ));
+    }
+
+    #[tokio::test]
+    async fn transport_errors_do_not_carry_the_url() {
+        // Nothing listens on port 9 here: the connection is refused.
+        let e = reqwest::Client::new()
+            .get("http://127.0.0.1:9/cgi-bin/token?secret=s3cr3t-value&access_token=t0k3n")
+            .send()
+            .await
+            .unwrap_err();
+        assert!(format!("{e}").contains("s3cr3t-value"), "reqwest shows it");
+        let e = WechatError::from(e);
+        let mut shown = format!("{e} {e:?}");
+        shown.push_str(&format!("{:?}", anyhow::Error::new(e)));
+        for secret in ["s3cr3t-value", "t0k3n"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
     }
 }

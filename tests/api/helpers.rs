@@ -106,6 +106,12 @@ impl Deployment {
             ("DATABASE_MAX_CONNECTIONS", "12".to_string()),
             ("FISSION_OUTBOX_LEASE_SECS", "3".to_string()),
             ("RUST_LOG", "warn".to_string()),
+            // The stand-in serves the avatars its OAuth hands out, on a loopback address.
+            (
+                "FISSION_AVATAR_HOSTS",
+                wechat.base.trim_start_matches("http://").to_string(),
+            ),
+            ("FISSION_AVATAR_ALLOW_PRIVATE", "true".to_string()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))

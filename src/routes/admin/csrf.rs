@@ -20,6 +20,31 @@ const HEADER: &str = "x-csrf-token";
 pub const FORM_LIMIT: usize = 2 * 1024 * 1024;
 /// Largest multipart upload: a 5 MB poster background or a code list, plus the form around it.
 pub const MULTIPART_LIMIT: usize = 6 * 1024 * 1024;
+/// Largest login form: a name, a password, the token and where to go next. Anyone may post it,
+/// so anything bigger is refused before it is read.
+pub const LOGIN_LIMIT: usize = 4 * 1024;
+
+/// What bodies a route takes, before anyone knows who sent them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body {
+    /// The login form: url-encoded, `LOGIN_LIMIT` bytes.
+    Login,
+    /// A signed-in form: url-encoded, `FORM_LIMIT` bytes.
+    Form,
+    /// A signed-in upload: multipart up to `MULTIPART_LIMIT`, or url-encoded.
+    Upload,
+}
+
+/// The outcome of the check.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Valid,
+    /// No token, or not the session's.
+    Invalid,
+    /// A content type the route does not take.
+    Unsupported,
+    TooLarge,
+}
 
 fn new_token() -> String {
     let mut bytes = [0u8; 32];
@@ -43,20 +68,9 @@ pub fn rotate(session: &Session) -> Result<String, AppError> {
     Ok(token)
 }
 
-/// True when the request carries the session's token.
-pub async fn check(req: &mut ServiceRequest) -> Result<bool, AppError> {
-    let Ok(Some(expected)) = req.get_session().get::<String>(KEY) else {
-        return Ok(false);
-    };
-    let given = match req.headers().get(HEADER).and_then(|v| v.to_str().ok()) {
-        Some(value) => Some(value.to_string()),
-        None => from_body(req).await?,
-    };
-    Ok(given.is_some_and(|g| bool::from(g.as_bytes().ct_eq(expected.as_bytes()))))
-}
-
-/// Finds the `csrf` field in a url-encoded or multipart body, then puts the body back.
-async fn from_body(req: &mut ServiceRequest) -> Result<Option<String>, AppError> {
+/// Whether the request carries the session's token. A body is read only when the token is not
+/// in a header, only of a kind the route takes, and only up to its limit.
+pub async fn check(req: &mut ServiceRequest, kind: Body) -> Result<Verdict, AppError> {
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -64,30 +78,73 @@ async fn from_body(req: &mut ServiceRequest) -> Result<Option<String>, AppError>
         .unwrap_or("")
         .to_ascii_lowercase();
     let multipart = content_type.starts_with("multipart/form-data");
-    if !multipart && !content_type.starts_with("application/x-www-form-urlencoded") {
-        return Ok(None);
+    let form = content_type.starts_with("application/x-www-form-urlencoded");
+    let limit = match kind {
+        Body::Login => LOGIN_LIMIT,
+        Body::Form => FORM_LIMIT,
+        Body::Upload if multipart => MULTIPART_LIMIT,
+        Body::Upload => FORM_LIMIT,
+    };
+    if multipart && kind != Body::Upload {
+        return Ok(Verdict::Unsupported);
     }
-    let limit = if multipart {
-        MULTIPART_LIMIT
-    } else {
-        FORM_LIMIT
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Ok(Verdict::TooLarge);
+    }
+    let Ok(Some(expected)) = req.get_session().get::<String>(KEY) else {
+        return Ok(Verdict::Invalid);
     };
-    let body = read(req.take_payload(), limit).await?;
-    let found = match &body {
+    // The login form's body is always read here, so its limit holds however it is sent.
+    let header_token = req
+        .headers()
+        .get(HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|_| kind != Body::Login);
+    let given = match header_token {
+        Some(value) => Some(value.to_string()),
+        None if multipart || form => match from_body(req, multipart, limit).await? {
+            Some(found) => found,
+            None => return Ok(Verdict::TooLarge),
+        },
         None => None,
-        Some(body) if multipart => multipart_field(req.headers(), body.clone()).await,
-        Some(body) => serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
-            .ok()
-            .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == FIELD).map(|(_, v)| v)),
     };
-    let body = body.unwrap_or_default();
+    let valid = given.is_some_and(|g| bool::from(g.as_bytes().ct_eq(expected.as_bytes())));
+    Ok(if valid {
+        Verdict::Valid
+    } else {
+        Verdict::Invalid
+    })
+}
+
+/// Finds the `csrf` field in a url-encoded or multipart body, then puts the body back. `None`
+/// when the body is larger than `limit`.
+async fn from_body(
+    req: &mut ServiceRequest,
+    multipart: bool,
+    limit: usize,
+) -> Result<Option<Option<String>>, AppError> {
+    let Some(body) = read(req.take_payload(), limit).await? else {
+        return Ok(None);
+    };
+    let found = if multipart {
+        multipart_field(req.headers(), body.clone()).await
+    } else {
+        serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
+            .ok()
+            .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == FIELD).map(|(_, v)| v))
+    };
     req.set_payload(Payload::Stream {
         payload: Box::pin(futures_util::stream::once(async move { Ok(body) })),
     });
-    Ok(found)
+    Ok(Some(found))
 }
 
-/// The body, or `None` when it is larger than `limit` (refused like a missing token).
+/// The body, or `None` when it is larger than `limit` (the request is refused as too large).
 async fn read(mut payload: Payload, limit: usize) -> Result<Option<Bytes>, AppError> {
     let mut body = BytesMut::new();
     while let Some(chunk) = payload.next().await {

@@ -135,15 +135,17 @@ fn board_line(buf: &mut String, row: &BoardLine) {
     );
 }
 
-/// Quotes a field when it holds a separator, a quote or a line break (RFC 4180), and defuses
-/// text a spreadsheet would run as a formula (a nickname starting with `=`, `+`, `-`, `@`).
+/// Quotes a field when it holds a separator (`,`, `;` or a tab), a quote or a line break (RFC
+/// 4180), and defuses text a spreadsheet would run as a formula (a nickname starting with `=`,
+/// `+`, `-`, `@`).
 pub fn csv_field(value: &str) -> String {
     let value = if value.starts_with(['=', '+', '-', '@']) {
         format!("'{value}")
     } else {
         value.to_string()
     };
-    if value.contains([',', '"', '\n', '\r']) {
+    // `;` too: Excel in many locales separates fields with it.
+    if value.contains([',', ';', '\t', '"', '\n', '\r']) {
         format!("\"{}\"", value.replace('"', "\"\""))
     } else {
         value
@@ -158,6 +160,8 @@ mod tests {
     fn fields_are_quoted_when_needed() {
         assert_eq!(csv_field("plain"), "plain");
         assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("a;b"), "\"a;b\"");
+        assert_eq!(csv_field("a\tb"), "\"a\tb\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
     }

@@ -16,14 +16,17 @@ use crate::error::AppError;
 use crate::routes::layout::{render, Layout};
 use crate::state::AppState;
 
-/// WeChat's cap on permanent QR codes per account.
-pub const PERMANENT_CAP: i64 = 100_000;
 /// WeChat's access_token lifetime: a token's age is this minus what it has left.
 const TOKEN_LIFETIME_SECS: i64 = 7200;
 
+/// The permanent codes Fission may create: `FISSION_PERMANENT_QUOTA` (at most WeChat's cap).
+pub fn permanent_cap(state: &AppState) -> i64 {
+    i64::from(state.settings.permanent_quota).max(1)
+}
+
 /// Above 80% of the cap, operators should plan for temporary codes.
-pub fn quota_warning(used: i64) -> bool {
-    used * 100 > PERMANENT_CAP * 80
+pub fn quota_warning(used: i64, cap: i64) -> bool {
+    used * 100 > cap * 80
 }
 
 pub struct TokenView {
@@ -117,6 +120,7 @@ pub async fn page(
         .map(|c| c.calls)
         .sum();
     let quota_used = db::codes::permanent_in_use(pool).await?;
+    let quota_cap = permanent_cap(&state);
     render(&HealthPage {
         layout: Layout::of(&state),
         f: f.with_section("health"),
@@ -127,9 +131,9 @@ pub async fn page(
         total_calls,
         error_calls,
         quota_used,
-        quota_cap: PERMANENT_CAP,
-        quota_percent: quota_used * 100 / PERMANENT_CAP,
-        quota_warn: quota_warning(quota_used),
+        quota_cap,
+        quota_percent: (quota_used * 100 / quota_cap).min(100),
+        quota_warn: quota_warning(quota_used, quota_cap),
         outbox: db::outbox::counts(pool).await?,
         messages: message_rows(
             db::notices::log_summary(pool, Utc::now() - Duration::hours(24)).await?,
@@ -175,8 +179,9 @@ mod tests {
 
     #[test]
     fn quota_warns_above_eighty_percent() {
-        assert!(!quota_warning(80_000));
-        assert!(quota_warning(80_001));
+        assert!(!quota_warning(80_000, 100_000));
+        assert!(quota_warning(80_001, 100_000));
+        assert!(quota_warning(33, 40));
     }
 
     #[test]

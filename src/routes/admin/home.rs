@@ -6,7 +6,7 @@ use askama::Template;
 use chrono::Utc;
 
 use super::frame::{cn_today, Frame};
-use super::health::{quota_warning, PERMANENT_CAP};
+use super::health::{permanent_cap, quota_warning};
 use crate::db;
 use crate::db::campaigns::Campaign;
 use crate::db::outbox::JobStatus;
@@ -66,8 +66,8 @@ pub async fn page(state: web::Data<AppState>, f: Frame) -> Result<HttpResponse, 
         failed: count_of(JobStatus::Failed),
         pending: count_of(JobStatus::Pending),
         quota_used,
-        quota_cap: PERMANENT_CAP,
-        quota_warn: quota_warning(quota_used),
+        quota_cap: permanent_cap(&state),
+        quota_warn: quota_warning(quota_used, permanent_cap(&state)),
         top,
     })
 }

@@ -80,11 +80,10 @@ pub async fn submit(
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, AppError> {
     let form = form.into_inner();
-    // The peer address, not X-Forwarded-For: a header anyone can set would let an attacker
-    // pick a fresh "address" for every guess.
-    let client = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
+    // The peer address, or the client a trusted proxy names; never X-Forwarded-For alone: a
+    // header anyone can set would let an attacker pick a fresh "address" for every guess.
+    let client = crate::telemetry::client_ip(&req)
+        .map(|ip| ip.to_string())
         .unwrap_or_else(|| "unknown".into());
     let outcome = auth::login(&state, &client, &form.username, form.password.into()).await?;
     let (status, error) = match outcome {
@@ -97,6 +96,7 @@ pub async fn submit(
         }
         LoginOutcome::WrongPassword => (StatusCode::UNAUTHORIZED, "login.wrong"),
         LoginOutcome::Throttled => (StatusCode::TOO_MANY_REQUESTS, "login.throttled"),
+        LoginOutcome::Busy => (StatusCode::SERVICE_UNAVAILABLE, "login.busy"),
     };
     let mut response = render(&LoginPage {
         layout: Layout::of(&state),

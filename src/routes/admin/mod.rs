@@ -120,6 +120,18 @@ fn access_of(method: &Method, path: &str) -> Access {
         .map_or(Access::Session, |(r, _)| r.access)
 }
 
+/// What body a route takes: the public login form is small, and only the upload routes take
+/// multipart.
+fn body_of(access: Access, path: &str) -> csrf::Body {
+    if access == Access::Public {
+        csrf::Body::Login
+    } else if path.ends_with("/poster-background") || path.ends_with("/codes") {
+        csrf::Body::Upload
+    } else {
+        csrf::Body::Form
+    }
+}
+
 fn is_read(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD)
 }
@@ -150,11 +162,28 @@ async fn guard(
             return Ok(req.into_response(response).map_into_right_body());
         }
     }
-    if !is_read(req.method()) && !csrf::check(&mut req).await? {
-        let response = HttpResponse::Forbidden()
-            .content_type("text/plain; charset=utf-8")
-            .body("CSRF token missing or wrong: reload the page and try again");
-        return Ok(req.into_response(response).map_into_right_body());
+    if !is_read(req.method()) {
+        let body = body_of(access, req.path());
+        let refused = match csrf::check(&mut req, body).await? {
+            csrf::Verdict::Valid => None,
+            csrf::Verdict::Invalid => Some(
+                HttpResponse::Forbidden()
+                    .body("CSRF token missing or wrong: reload the page and try again"),
+            ),
+            csrf::Verdict::Unsupported => {
+                Some(HttpResponse::UnsupportedMediaType().body("this form takes no uploads"))
+            }
+            csrf::Verdict::TooLarge => {
+                Some(HttpResponse::PayloadTooLarge().body("the form is too large"))
+            }
+        };
+        if let Some(mut response) = refused {
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            return Ok(req.into_response(response).map_into_right_body());
+        }
     }
     if let Some(user) = signed_in {
         req.extensions_mut().insert(user);

@@ -7,7 +7,7 @@ use anyhow::Context;
 
 use crate::db;
 use crate::error::AppError;
-use crate::poster::{cached_font, default_background, render, PosterLayout};
+use crate::poster::{cached_font, default_background, render, render_turn, PosterLayout};
 use crate::state::AppState;
 use crate::wechat::qrcode::render_png;
 
@@ -36,7 +36,9 @@ pub async fn image(
     };
     let sample_url = format!("{}/sandbox/scan?ticket=preview", state.public_url);
     let font = cached_font(&state.settings.poster_font);
-    // Rendering is CPU work: keep it off the async workers.
+    // Rendering is CPU work: keep it off the async workers, and take a turn with the
+    // followers' posters so previews cannot crowd them out.
+    let _turn = render_turn().await?;
     let jpeg = web::block(move || -> anyhow::Result<Vec<u8>> {
         let qr = render_png(&sample_url)?;
         render(

@@ -14,6 +14,7 @@ use super::campaigns::{edit_page, load};
 use super::frame::Frame;
 use crate::db;
 use crate::error::AppError;
+use crate::poster::MAX_SIDE;
 use crate::referral;
 use crate::state::AppState;
 
@@ -63,7 +64,8 @@ pub fn background_kind(data: &[u8]) -> Result<&'static str, &'static str> {
         .ok()
         .and_then(|r| r.into_dimensions().ok());
     match dimensions {
-        Some((w, h)) if (200..=5000).contains(&w) && (200..=8000).contains(&h) => Ok(ext),
+        // The renderer's own limit: a background it would refuse must not be accepted here.
+        Some((w, h)) if (200..=MAX_SIDE).contains(&w) && (200..=MAX_SIDE).contains(&h) => Ok(ext),
         Some(_) => Err("upload.bad_size"),
         None => Err("upload.not_image"),
     }
