@@ -192,6 +192,12 @@ impl Simulator {
         }
     }
 
+    /// Every API call (`/cgi-bin/*`, `/sns/*`) is answered only after `delay`, as WeChat is on
+    /// a bad day; zero (the default) answers at once. The call is counted when it arrives.
+    pub fn set_latency(&self, delay: std::time::Duration) {
+        self.state().latency = delay;
+    }
+
     pub fn set_permanent_quota(&self, n: u32) {
         self.state().permanent_quota = n;
     }
@@ -259,6 +265,14 @@ impl Simulator {
             .state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Waits out the injected latency (never holding the state's lock meanwhile).
+    async fn lag(&self) {
+        let delay = self.state().latency;
+        if !delay.is_zero() {
+            actix_web::rt::time::sleep(delay).await;
+        }
     }
 
     /// Counts the call, then checks the access_token, then consumes an injected fault.
