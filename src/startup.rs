@@ -193,6 +193,7 @@ pub async fn connect(settings: Settings, public_url: &str) -> anyhow::Result<App
             settings: Arc::new(settings),
             public_url: public_url.into(),
             outbox_wake,
+            turns: Default::default(),
         },
         metrics,
         crypto,

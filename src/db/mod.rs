@@ -8,6 +8,7 @@ pub mod charts;
 pub mod codes;
 pub mod dashboard;
 pub mod events;
+pub mod leases;
 pub mod media;
 pub mod outbox;
 pub mod posters;

@@ -22,6 +22,7 @@ use crate::error::AppError;
 use crate::poster::personal;
 use crate::referral::progress::{self, Progress};
 use crate::referral::{self, codes, texts};
+use crate::services::ServiceError;
 use crate::state::AppState;
 use crate::wechat::WechatError;
 
@@ -30,6 +31,8 @@ const STATE_KEY: &str = "oauth_state";
 /// WeChat answers these for a code that was already exchanged, or is unknown or expired.
 const CODE_USED: i64 = 40163;
 const CODE_INVALID: i64 = 40029;
+/// The title of the page shown while WeChat cannot issue the follower's code.
+pub const UNAVAILABLE_TITLE: &str = "邀请码暂时生成不了";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/invite", web::get().to(page))
@@ -93,13 +96,20 @@ async fn page(state: web::Data<AppState>, session: Session) -> Result<HttpRespon
     let Some(openid) = signed_in(&session) else {
         return start_oauth(&state, &session, Scope::Base);
     };
-    if !progress::follows(&state, &openid).await? {
+    let follows = match progress::follows(&state, &openid).await {
+        Ok(follows) => follows,
+        Err(e) => return wechat_unavailable(&state, e),
+    };
+    if !follows {
         let page = FollowFirstPage {
             layout: Layout::of(&state),
         };
         return personal_page(&page, StatusCode::OK);
     }
-    let code = codes::issue(&state, &openid).await?;
+    let code = match codes::issue(&state, &openid).await {
+        Ok(code) => code,
+        Err(e) => return wechat_unavailable(&state, e),
+    };
     let user = db::users::get(&state.pool, &openid).await?;
     let progress = progress::of(&state, &openid).await?;
     let page = InvitePage::new(
@@ -216,6 +226,25 @@ async fn save_profile(state: &AppState, openid: &OpenId, user_token: &str) {
     }
 }
 
+/// WeChat is failing, refusing (busy, quota spent) or too slow, so the code cannot be issued
+/// now: the follower is told so on a page, not shown an error.
+fn wechat_unavailable(state: &AppState, e: ServiceError) -> Result<HttpResponse, AppError> {
+    match &e {
+        ServiceError::Wechat(e) => {
+            tracing::warn!(error = %e, "the invite page could not get the code from WeChat")
+        }
+        ServiceError::Other(e) => {
+            tracing::error!(error = ?e, "the invite page could not issue the code")
+        }
+    }
+    error_page(
+        state,
+        StatusCode::SERVICE_UNAVAILABLE,
+        UNAVAILABLE_TITLE,
+        "微信暂时没有响应，你的邀请码还没有生成好。请过一会儿再刷新本页。",
+    )
+}
+
 fn log_wechat_failure(e: &WechatError) {
     tracing::warn!(error = %e, "WeChat OAuth call failed");
 }
@@ -305,6 +334,12 @@ fn error_page(
         layout: Layout::of(state),
         title,
         message,
+        // Only a sign-in that failed needs signing in again; otherwise the page is just retried.
+        action: if status == StatusCode::SERVICE_UNAVAILABLE {
+            "刷新"
+        } else {
+            "重新登录"
+        },
     };
     personal_page(&page, status)
 }
@@ -315,6 +350,7 @@ struct InviteErrorPage {
     layout: Layout,
     title: &'static str,
     message: &'static str,
+    action: &'static str,
 }
 
 #[derive(Template)]

@@ -11,6 +11,7 @@ mod browser;
 mod callback;
 mod codes;
 mod crediting;
+mod faults;
 mod group_commit;
 mod helpers;
 mod invite;
