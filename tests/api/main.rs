@@ -19,6 +19,7 @@ mod invite_page;
 mod leaderboard;
 mod outbox;
 mod poster;
+mod redis_outage;
 mod sandbox;
 mod sandbox_story;
 mod token;
