@@ -24,6 +24,10 @@ const REFRESH_MARGIN_SECS: i64 = 300;
 const LOCK_TTL: Duration = Duration::from_secs(10);
 /// How long a caller waits for another instance's refresh before giving up.
 const LOCK_WAIT: Duration = Duration::from_secs(15);
+/// A token fetched to replace a rejected one and rejected in turn within this long is not
+/// replaced again until it has passed: WeChat is refusing everything (a 40001 storm), and
+/// refreshing per failed call would spend the token quota (and force_refresh's 20 a day).
+const REJECTION_COOL_OFF: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 struct CachedToken {
@@ -66,6 +70,8 @@ pub struct TokenManager {
     local: Mutex<Option<CachedToken>>,
     /// The last token WeChat rejected: if stable_token hands it back, force a new one.
     rejected: Mutex<Option<String>>,
+    /// The token fetched to replace a rejected one, and when.
+    replacement: Mutex<Option<(String, std::time::Instant)>>,
 }
 
 #[derive(Deserialize)]
@@ -96,6 +102,7 @@ impl TokenManager {
             refreshing: tokio::sync::Mutex::new(()),
             local: Mutex::new(None),
             rejected: Mutex::new(None),
+            replacement: Mutex::new(None),
         }
     }
 
@@ -143,6 +150,16 @@ impl TokenManager {
     /// is still the current token, so a cluster never throws away a token another instance just
     /// fetched. Returns whether this call removed it.
     pub async fn invalidate(&self, failed: &str) -> Result<bool, WechatError> {
+        let replaced_moments_ago = lock(&self.replacement)
+            .as_ref()
+            .is_some_and(|(token, at)| token == failed && at.elapsed() < REJECTION_COOL_OFF);
+        if replaced_moments_ago {
+            tracing::warn!(
+                "WeChat rejects the token fetched to replace a rejected one; not refreshing again for {} s",
+                REJECTION_COOL_OFF.as_secs()
+            );
+            return Ok(false);
+        }
         *lock(&self.rejected) = Some(failed.to_string());
         {
             let mut local = lock(&self.local);
@@ -255,10 +272,13 @@ impl TokenManager {
 
     /// A token from WeChat; if stable_token hands back the one WeChat just refused, a forced one.
     async fn fetch_replacing_rejected(&self) -> Result<(String, i64), WechatError> {
-        let rejected = lock(&self.rejected).clone();
-        let fresh = self.fetch(false).await?;
+        let rejected = lock(&self.rejected).take();
+        let mut fresh = self.fetch(false).await?;
         if self.use_stable_token && Some(&fresh.0) == rejected.as_ref() {
-            return self.fetch(true).await;
+            fresh = self.fetch(true).await?;
+        }
+        if rejected.is_some() {
+            *lock(&self.replacement) = Some((fresh.0.clone(), std::time::Instant::now()));
         }
         Ok(fresh)
     }

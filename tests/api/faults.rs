@@ -1,4 +1,5 @@
-//! Faults the service must survive: a slow WeChat.
+//! Faults the service must survive: a slow WeChat, WeChat refusing everything. (Redis and
+//! PostgreSQL going away are in `redis_outage.rs` and `bench/postgres-restart.sh`.)
 
 use std::time::{Duration, Instant};
 
@@ -103,4 +104,88 @@ async fn a_slow_wechat_does_not_starve_the_callback() {
             "{status}"
         );
     }
+}
+
+#[tokio::test]
+async fn wechat_refusing_everything_degrades_pages_pauses_the_outbox_and_spares_the_token() {
+    let (app, wechat) = spawn_app().await;
+    let now = chrono::Utc::now().timestamp();
+    let visitors: Vec<String> = (0..4).map(|i| openid("stormpage", i)).collect();
+    for user in &visitors {
+        wechat.sim.add_user(user, user, true);
+        assert_eq!(app.subscribe(user, None, now).await.status(), 200);
+    }
+    let mut pages = Vec::new();
+    for user in &visitors {
+        pages.push(sign_in(&app, &wechat, user, "snsapi_base").await);
+    }
+    // Forty inviters with codes (and a token cached) before the storms.
+    let mut scenes = Vec::new();
+    for i in 0..40 {
+        let inviter = openid("storminviter", i);
+        wechat.sim.add_user(&inviter, &inviter, true);
+        scenes.push(app.issue_code(&inviter).await["scene_id"].as_i64().unwrap());
+    }
+    let page_text = |client: reqwest::Client| {
+        let url = format!("{}/invite", app.address);
+        async move {
+            let response = client.get(url).send().await.expect("page reachable");
+            (response.status(), response.text().await.expect("body"))
+        }
+    };
+
+    // Busy, then quota spent: the page says what is going on, nothing crashes.
+    for (errcode, client) in [(-1, &pages[0]), (45009, &pages[1])] {
+        wechat.sim.fail_next("qrcode/create", errcode, 1_000);
+        let (status, body) = page_text(client.clone()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{errcode}: {body}");
+        assert!(body.contains("邀请码暂时生成不了"), "{errcode}: {body}");
+    }
+
+    // 40001 for every call, whatever the token: the token is replaced once, not per call.
+    wechat.sim.fail_next("qrcode/create", 40001, 1_000);
+    let tokens_before = wechat.sim.calls("stable_token");
+    for _ in 0..5 {
+        for client in &pages[2..] {
+            let (status, body) = page_text(client.clone()).await;
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        }
+    }
+    let refreshes = wechat.sim.calls("stable_token") - tokens_before;
+    assert!(
+        refreshes <= 2,
+        "{refreshes} token fetches for 10 page visits"
+    );
+    wechat.sim.fail_next("qrcode/create", 0, 0);
+
+    // Messages to inviters while WeChat is busy: the outbox backs off instead of trying every
+    // job; the pushes that queue them are answered as usual.
+    wechat.sim.fail_next("message/custom/send", -1, 1_000_000);
+    let credits = join_all(
+        scenes
+            .iter()
+            .enumerate()
+            .map(|(i, scene)| app.subscribe_owned(openid("stormfriend", i), *scene, now + 1)),
+    )
+    .await;
+    assert!(credits.iter().all(|r| r.status() == 200));
+    wait_until(
+        Duration::from_secs(30),
+        "the outbox tries WeChat",
+        || async { wechat.sim.calls("message/custom/send") > 0 },
+    )
+    .await;
+    // The storm lasts a while; without backing off, 40 jobs with three busy retries each
+    // would make 160 calls in their first attempt alone.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let during = wechat.sim.calls("message/custom/send");
+    assert!(
+        during <= 16 * 4 + 4 * 4,
+        "{during} calls while WeChat answered -1 to every one"
+    );
+    wechat.sim.fail_next("message/custom/send", 0, 0);
+    wait_until(Duration::from_secs(60), "every inviter is told", || async {
+        (0..40).all(|i| !wechat.sim.inbox(&openid("storminviter", i)).is_empty())
+    })
+    .await;
 }
