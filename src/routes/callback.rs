@@ -6,27 +6,17 @@ use actix_web::{web, HttpResponse};
 use chrono::Utc;
 use futures_util::StreamExt;
 use secrecy::ExposeSecret;
-use serde::Deserialize;
 
 use crate::error::AppError;
 use crate::poster::delivery::{self, PosterReply};
 use crate::push::Incoming;
 use crate::state::AppState;
+use crate::wechat::callback_query::CallbackQuery;
 use crate::wechat::crypto::verify_signature;
 use crate::wechat::message::{self, Push, MAX_BODY_BYTES};
 
 /// Plaintext pushes further than this from our clock are refused (limits signature replay).
-const MAX_CLOCK_SKEW_SECS: i64 = 300;
-
-#[derive(Debug, Deserialize)]
-pub struct CallbackQuery {
-    signature: Option<String>,
-    timestamp: Option<String>,
-    nonce: Option<String>,
-    echostr: Option<String>,
-    encrypt_type: Option<String>,
-    msg_signature: Option<String>,
-}
+const MAX_CLOCK_SKEW_SECS: u64 = 300;
 
 fn signed(state: &AppState, q: &CallbackQuery) -> bool {
     match (&q.signature, &q.timestamp, &q.nonce) {
@@ -106,19 +96,14 @@ enum Reply {
 
 /// Checks the mode's rules and returns the parsed push.
 fn open_push(state: &AppState, q: &CallbackQuery, body: &[u8]) -> Result<Push, AppError> {
-    let aes = q.encrypt_type.as_deref() == Some("aes");
+    let aes = q.is_encrypted();
     let Some(crypto) = &state.crypto else {
         if aes {
             return Err(AppError::BadRequest(
                 "encrypted push, but no WECHAT_ENCODING_AES_KEY is configured".into(),
             ));
         }
-        let ts: i64 = q
-            .timestamp
-            .as_deref()
-            .and_then(|t| t.parse().ok())
-            .unwrap_or(i64::MIN);
-        if ts.saturating_sub(Utc::now().timestamp()).abs() > MAX_CLOCK_SKEW_SECS {
+        if !q.timestamp_within(Utc::now().timestamp(), MAX_CLOCK_SKEW_SECS) {
             return Err(AppError::Forbidden(
                 "timestamp too far from the server clock".into(),
             ));

@@ -1,6 +1,7 @@
 //! The WeChat Official Account protocol: signatures and message crypto, push parsing and
 //! replies, the shared access_token, and the API calls Fission makes. No database, no routes.
 
+pub mod callback_query;
 pub mod client;
 pub mod crypto;
 pub mod error;
