@@ -12,6 +12,7 @@ mod callback;
 mod codes;
 mod crediting;
 mod faults;
+mod fuzz_seeds;
 mod group_commit;
 mod helpers;
 mod invite;
