@@ -20,6 +20,7 @@ mod invite_page;
 mod leaderboard;
 mod outbox;
 mod poster;
+mod postgres_restart;
 mod redis_outage;
 mod sandbox;
 mod sandbox_story;
