@@ -6,7 +6,8 @@
 //!
 //! When WeChat refuses everything (busy, quota spent, frequency limit, token rejected, no
 //! answer), the worker pauses — 1 s after the first such failure, doubling up to 5 minutes while
-//! they go on — and puts the rest of the round back uncounted, instead of trying every job.
+//! they go on — and puts the rest of the round back uncounted, instead of trying every job. Each
+//! round starts with one follower's jobs alone, so a storm costs one probe per pause.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -119,14 +120,16 @@ async fn send_round(state: &AppState, jobs: Vec<Job>, pause: &Mutex<Pause>) {
         };
         by_follower.entry(key).or_default().push(job);
     }
-    // After a pause, one follower's jobs go first, alone, to see whether WeChat answers again.
-    let concurrency = if pause_of(pause).failures > 0 {
-        1
-    } else {
-        CONCURRENCY
-    };
-    stream::iter(by_follower.into_values())
-        .for_each_concurrent(concurrency, |jobs| async move {
+    // One follower's jobs go first, alone: if WeChat refuses everything, the worker pauses and
+    // the rest of the round goes back to the queue untried.
+    let mut followers = by_follower.into_values();
+    if let Some(first) = followers.next() {
+        for job in first {
+            process(state, job, pause).await;
+        }
+    }
+    stream::iter(followers)
+        .for_each_concurrent(CONCURRENCY, |jobs| async move {
             for job in jobs {
                 process(state, job, pause).await;
             }

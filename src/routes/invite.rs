@@ -31,6 +31,8 @@ const STATE_KEY: &str = "oauth_state";
 /// WeChat answers these for a code that was already exchanged, or is unknown or expired.
 const CODE_USED: i64 = 40163;
 const CODE_INVALID: i64 = 40029;
+/// How long the page waits for a new code; WeChat itself may take 10 s a call.
+const ISSUE_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
 /// The title of the page shown while WeChat cannot issue the follower's code.
 pub const UNAVAILABLE_TITLE: &str = "邀请码暂时生成不了";
 
@@ -106,9 +108,27 @@ async fn page(state: web::Data<AppState>, session: Session) -> Result<HttpRespon
         };
         return personal_page(&page, StatusCode::OK);
     }
-    let code = match codes::issue(&state, &openid).await {
-        Ok(code) => code,
-        Err(e) => return wechat_unavailable(&state, e),
+    // Issued in a task of its own: past the page's budget the follower is told to come back,
+    // and the code is still issued and stored for that next visit.
+    let issuing = tokio::spawn({
+        let (services, openid) = (state.services.clone(), openid.clone());
+        async move { codes::issue(&services, &openid).await }
+    });
+    let code = match tokio::time::timeout(ISSUE_BUDGET, issuing).await {
+        Ok(Ok(Ok(code))) => code,
+        Ok(Ok(Err(e))) => return wechat_unavailable(&state, e),
+        Ok(Err(e)) => return Err(AppError::Internal(anyhow::Error::new(e))),
+        Err(_) => {
+            tracing::warn!(
+                "WeChat is slow to issue a code; the page asks the follower to come back"
+            );
+            return error_page(
+                &state,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "邀请码正在生成",
+                "微信响应较慢，你的邀请码正在生成。请稍等几秒再刷新本页。",
+            );
+        }
     };
     let user = db::users::get(&state.pool, &openid).await?;
     let progress = progress::of(&state, &openid).await?;
