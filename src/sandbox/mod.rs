@@ -14,6 +14,9 @@
 //! - API errors are HTTP 200 `{"errcode","errmsg"}`; errmsg ends in " rid: …" like WeChat's, so
 //!   match on errcode. The wrong HTTP method is 43001/43002; a body that is not JSON is 47001.
 //! - `calls(api)` counts every request to that API, whatever its outcome.
+//! - Faults: `fail_next(api, errcode, times)` answers that API with an errcode (a storm, with a
+//!   large `times`), `invalidate_tokens()` makes every issued token answer 40001, and
+//!   `set_latency(d)` makes every API call take `d`.
 //! - Template messages: any `template_id` of the form `tpl_*` exists.
 //! - Time: tokens, tickets, codes, media and the 48 h window follow the simulated clock
 //!   (`advance_clock`); pushes carry it as CreateTime, but their query `timestamp` is real time,
