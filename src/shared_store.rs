@@ -59,7 +59,12 @@ impl Breaker {
             anyhow::bail!("{what}: Redis failed moments ago; not trying again yet");
         }
         let result = match tokio::time::timeout(CALL_TIMEOUT, call).await {
-            Ok(Ok(value)) => return Ok(value),
+            Ok(Ok(value)) => {
+                if self.open_until_ms.load(Ordering::Relaxed) != 0 {
+                    self.succeeded();
+                }
+                return Ok(value);
+            }
             Ok(Err(e)) => Err(anyhow::Error::new(e).context(what)),
             Err(_) => Err(anyhow::anyhow!(
                 "{what}: Redis did not answer within {CALL_TIMEOUT:?}"
@@ -133,7 +138,6 @@ impl SharedStore {
                 let value: Option<String> = breaker
                     .call("Redis GET", cmd.query_async(&mut conn))
                     .await?;
-                breaker.succeeded();
                 Ok(value)
             }
             SharedStore::Memory(map) => {
@@ -170,7 +174,6 @@ impl SharedStore {
                 let reply: Option<String> = breaker
                     .call("Redis SET", cmd.query_async(&mut conn))
                     .await?;
-                breaker.succeeded();
                 Ok(reply.is_some())
             }
             SharedStore::Memory(map) => {
@@ -202,7 +205,6 @@ impl SharedStore {
                         invocation.invoke_async(&mut conn),
                     )
                     .await?;
-                breaker.succeeded();
                 Ok(deleted == 1)
             }
             SharedStore::Memory(map) => {
@@ -232,7 +234,6 @@ impl SharedStore {
                 let n: i64 = breaker
                     .call("Redis INCR", invocation.invoke_async(&mut conn))
                     .await?;
-                breaker.succeeded();
                 Ok(n)
             }
             SharedStore::Memory(map) => {
