@@ -112,9 +112,9 @@ async fn issue_holding(
     Ok(Some(row))
 }
 
-/// Renders and stores the code's QR image if it has none yet. Done after the code is committed,
-/// so the per-follower lock is held only for the WeChat call; two callers racing here store
-/// the same bytes under the same content key.
+/// Renders and stores the code's QR image if it has none yet. Done after the code is committed
+/// and its lease ended; two callers racing here store the same bytes under the same content
+/// key.
 pub async fn ensure_image(state: &Services, mut code: CodeRow) -> Result<CodeRow, ServiceError> {
     if code.image_key.is_none() {
         let png = render_png(&code.url)?;
