@@ -3,10 +3,11 @@
 //! metrics they report to. The HTTP side's own parts (message crypto, the push queue) are in
 //! `AppState`, which derefs to this.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
 
 use sqlx::PgPool;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OwnedMutexGuard};
 
 use crate::config::Settings;
 use crate::shared_store::SharedStore;
@@ -26,6 +27,36 @@ pub struct Services {
     /// Wakes this process's outbox worker as soon as a decision enqueues work.
     pub outbox_wake: Arc<Notify>,
     pub metrics: Metrics,
+    /// One caller at a time per piece of WeChat work in this process (see `Turns`).
+    pub turns: Turns,
+}
+
+/// Per-key turns inside this process: of concurrent callers wanting the same WeChat work done
+/// (a follower's first code, a poster's upload), one goes ahead and the others wait here,
+/// holding no database connection, then find its result. Across instances a database lease
+/// (`db::leases`) does the same job.
+#[derive(Clone, Default)]
+pub struct Turns(Arc<Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>>);
+
+impl Turns {
+    /// Waits until no other caller in this process holds `key`'s turn, and takes it.
+    pub async fn take(&self, key: &str) -> OwnedMutexGuard<()> {
+        let slot = {
+            // A panic while holding this lock cannot leave the map inconsistent.
+            let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            // Keys nobody waits on any more are dropped as they go.
+            map.retain(|_, slot| slot.strong_count() > 0);
+            match map.get(key).and_then(Weak::upgrade) {
+                Some(slot) => slot,
+                None => {
+                    let slot = Arc::new(tokio::sync::Mutex::new(()));
+                    map.insert(key.to_string(), Arc::downgrade(&slot));
+                    slot
+                }
+            }
+        };
+        slot.lock_owned().await
+    }
 }
 
 impl Services {

@@ -2,21 +2,86 @@
 //! failure counters and the avatar mappings of posters: Redis when `REDIS_URL` is set,
 //! otherwise a map inside this process
 //! (which is only correct with a single instance — startup warns about it).
+//!
+//! Redis is a cache here, never the only record of anything that matters, so every call is
+//! short: it fails within `CALL_TIMEOUT`, and after a failure calls fail at once for
+//! `COOL_OFF` instead of queueing behind a dead connection. Callers fall back (the database
+//! decides, the access_token is kept in the process). When Redis is back, the first call after
+//! the cool-off reconnects.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+/// Longest any Redis call may take, reconnecting included.
+const CALL_TIMEOUT: Duration = Duration::from_millis(500);
+/// After a failed call, how long calls fail at once without trying Redis.
+const COOL_OFF: Duration = Duration::from_secs(1);
 
 #[derive(Clone)]
 pub enum SharedStore {
     Redis {
         conn: ConnectionManager,
         prefix: String,
+        breaker: Arc<Breaker>,
     },
     Memory(Arc<Mutex<HashMap<String, (String, Instant)>>>),
+}
+
+/// Remembers a recent failure so that calls made during an outage fail fast.
+#[derive(Default)]
+pub struct Breaker {
+    /// Milliseconds since `epoch()` before which calls fail at once; 0 = closed.
+    open_until_ms: AtomicU64,
+}
+
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn now_ms() -> u64 {
+    epoch().elapsed().as_millis() as u64
+}
+
+impl Breaker {
+    /// Runs one Redis call within `CALL_TIMEOUT`, unless a recent failure says not to try.
+    async fn call<T>(
+        &self,
+        what: &'static str,
+        call: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> anyhow::Result<T> {
+        if now_ms() < self.open_until_ms.load(Ordering::Relaxed) {
+            anyhow::bail!("{what}: Redis failed moments ago; not trying again yet");
+        }
+        let result = match tokio::time::timeout(CALL_TIMEOUT, call).await {
+            Ok(Ok(value)) => {
+                if self.open_until_ms.load(Ordering::Relaxed) != 0 {
+                    self.succeeded();
+                }
+                return Ok(value);
+            }
+            Ok(Err(e)) => Err(anyhow::Error::new(e).context(what)),
+            Err(_) => Err(anyhow::anyhow!(
+                "{what}: Redis did not answer within {CALL_TIMEOUT:?}"
+            )),
+        };
+        let until = now_ms() + COOL_OFF.as_millis() as u64;
+        if self.open_until_ms.swap(until, Ordering::Relaxed) == 0 {
+            tracing::warn!("Redis is failing; falling back until it answers again");
+        }
+        result
+    }
+
+    fn succeeded(&self) {
+        if self.open_until_ms.swap(0, Ordering::Relaxed) != 0 {
+            tracing::info!("Redis answers again");
+        }
+    }
 }
 
 /// Deletes KEYS[1] only while it still holds ARGV[1]: releasing a lock or dropping a token
@@ -51,12 +116,19 @@ return 0
 impl SharedStore {
     pub async fn redis(url: &str, prefix: &str) -> anyhow::Result<SharedStore> {
         let client = redis::Client::open(url).context("parsing REDIS_URL")?;
-        let conn = ConnectionManager::new(client)
+        // The crate's default reconnection retries six times with delays growing to a minute,
+        // and every call waits for it: one quick attempt instead, and the next call tries again.
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(CALL_TIMEOUT)
+            .set_response_timeout(CALL_TIMEOUT)
+            .set_number_of_retries(0);
+        let conn = ConnectionManager::new_with_config(client, config)
             .await
             .context("connecting to Redis")?;
         Ok(SharedStore::Redis {
             conn,
             prefix: prefix.to_string(),
+            breaker: Arc::default(),
         })
     }
 
@@ -66,13 +138,16 @@ impl SharedStore {
 
     pub async fn get(&self, key: &str) -> anyhow::Result<Option<String>> {
         match self {
-            SharedStore::Redis { conn, prefix } => {
+            SharedStore::Redis {
+                conn,
+                prefix,
+                breaker,
+            } => {
                 let mut conn = conn.clone();
-                let value: Option<String> = redis::cmd("GET")
-                    .arg(format!("{prefix}{key}"))
-                    .query_async(&mut conn)
-                    .await
-                    .context("Redis GET")?;
+                let cmd = redis::cmd("GET").arg(format!("{prefix}{key}")).clone();
+                let value: Option<String> = breaker
+                    .call("Redis GET", cmd.query_async(&mut conn))
+                    .await?;
                 Ok(value)
             }
             SharedStore::Memory(map) => {
@@ -92,7 +167,11 @@ impl SharedStore {
     ) -> anyhow::Result<bool> {
         let ttl_ms = ttl.as_millis().max(1) as u64;
         match self {
-            SharedStore::Redis { conn, prefix } => {
+            SharedStore::Redis {
+                conn,
+                prefix,
+                breaker,
+            } => {
                 let mut conn = conn.clone();
                 let mut cmd = redis::cmd("SET");
                 cmd.arg(format!("{prefix}{key}"))
@@ -102,8 +181,9 @@ impl SharedStore {
                 if only_if_absent {
                     cmd.arg("NX");
                 }
-                let reply: Option<String> =
-                    cmd.query_async(&mut conn).await.context("Redis SET")?;
+                let reply: Option<String> = breaker
+                    .call("Redis SET", cmd.query_async(&mut conn))
+                    .await?;
                 Ok(reply.is_some())
             }
             SharedStore::Memory(map) => {
@@ -120,14 +200,21 @@ impl SharedStore {
     /// Deletes `key` only if it still holds `expected`; returns whether it did.
     pub async fn compare_and_delete(&self, key: &str, expected: &str) -> anyhow::Result<bool> {
         match self {
-            SharedStore::Redis { conn, prefix } => {
+            SharedStore::Redis {
+                conn,
+                prefix,
+                breaker,
+            } => {
                 let mut conn = conn.clone();
-                let deleted: i64 = redis::Script::new(COMPARE_AND_DELETE)
-                    .key(format!("{prefix}{key}"))
-                    .arg(expected)
-                    .invoke_async(&mut conn)
-                    .await
-                    .context("Redis compare-and-delete")?;
+                let script = redis::Script::new(COMPARE_AND_DELETE);
+                let mut invocation = script.key(format!("{prefix}{key}"));
+                invocation.arg(expected);
+                let deleted: i64 = breaker
+                    .call(
+                        "Redis compare-and-delete",
+                        invocation.invoke_async(&mut conn),
+                    )
+                    .await?;
                 Ok(deleted == 1)
             }
             SharedStore::Memory(map) => {
@@ -145,14 +232,18 @@ impl SharedStore {
     /// the window: the key expires `window` after it, however often it is incremented since.
     pub async fn incr(&self, key: &str, window: Duration) -> anyhow::Result<i64> {
         match self {
-            SharedStore::Redis { conn, prefix } => {
+            SharedStore::Redis {
+                conn,
+                prefix,
+                breaker,
+            } => {
                 let mut conn = conn.clone();
-                let n: i64 = redis::Script::new(INCR_WITH_EXPIRY)
-                    .key(format!("{prefix}{key}"))
-                    .arg(window.as_millis().max(1) as u64)
-                    .invoke_async(&mut conn)
-                    .await
-                    .context("Redis INCR")?;
+                let script = redis::Script::new(INCR_WITH_EXPIRY);
+                let mut invocation = script.key(format!("{prefix}{key}"));
+                invocation.arg(window.as_millis().max(1) as u64);
+                let n: i64 = breaker
+                    .call("Redis INCR", invocation.invoke_async(&mut conn))
+                    .await?;
                 Ok(n)
             }
             SharedStore::Memory(map) => {
@@ -171,13 +262,17 @@ impl SharedStore {
     /// keeping its window.
     pub async fn decr(&self, key: &str) -> anyhow::Result<()> {
         match self {
-            SharedStore::Redis { conn, prefix } => {
+            SharedStore::Redis {
+                conn,
+                prefix,
+                breaker,
+            } => {
                 let mut conn = conn.clone();
-                let _: i64 = redis::Script::new(DECR_IF_POSITIVE)
-                    .key(format!("{prefix}{key}"))
-                    .invoke_async(&mut conn)
-                    .await
-                    .context("Redis DECR")?;
+                let script = redis::Script::new(DECR_IF_POSITIVE);
+                let invocation = script.key(format!("{prefix}{key}"));
+                let _: i64 = breaker
+                    .call("Redis DECR", invocation.invoke_async(&mut conn))
+                    .await?;
             }
             SharedStore::Memory(map) => {
                 let mut map = lock(map);
@@ -191,12 +286,15 @@ impl SharedStore {
     }
 
     pub async fn ping(&self) -> anyhow::Result<()> {
-        if let SharedStore::Redis { conn, .. } = self {
+        if let SharedStore::Redis { conn, breaker, .. } = self {
             let mut conn = conn.clone();
-            let _: String = redis::cmd("PING")
-                .query_async(&mut conn)
-                .await
-                .context("Redis PING")?;
+            // Readiness asks Redis itself, whatever the breaker says.
+            let _: String =
+                tokio::time::timeout(CALL_TIMEOUT, redis::cmd("PING").query_async(&mut conn))
+                    .await
+                    .context("Redis PING timed out")?
+                    .context("Redis PING")?;
+            breaker.succeeded();
         }
         Ok(())
     }

@@ -201,6 +201,7 @@ pub async fn connect(settings: Settings, public_url: &str) -> anyhow::Result<App
             public_url: public_url.into(),
             outbox_wake,
             metrics,
+            turns: Default::default(),
         },
         crypto,
         pushes,

@@ -107,26 +107,17 @@ pub struct SceneCode {
 
 /// The next slot of the permanent quota (1, 2, …). Sequences never hand out a value twice,
 /// however many instances ask at once; a value burned by a failed WeChat call is not reused.
-pub async fn next_permanent_slot(tx: &mut Tx<'_>) -> sqlx::Result<i64> {
+pub async fn next_permanent_slot(db: impl PgExecutor<'_>) -> sqlx::Result<i64> {
     sqlx::query_scalar("SELECT nextval('permanent_scene_seq')")
-        .fetch_one(&mut **tx)
+        .fetch_one(db)
         .await
 }
 
 /// The next scene id for a temporary code (above the permanent range).
-pub async fn next_temporary_scene(tx: &mut Tx<'_>) -> sqlx::Result<i64> {
+pub async fn next_temporary_scene(db: impl PgExecutor<'_>) -> sqlx::Result<i64> {
     sqlx::query_scalar("SELECT nextval('temporary_scene_seq')")
-        .fetch_one(&mut **tx)
+        .fetch_one(db)
         .await
-}
-
-/// Serialises code issuance for one owner across every instance, until the transaction ends.
-pub async fn lock_owner(tx: &mut Tx<'_>, owner: &OpenId) -> sqlx::Result<()> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('invite_code:' || $1, 0))")
-        .bind(owner)
-        .execute(&mut **tx)
-        .await
-        .map(drop)
 }
 
 /// Whose code it is.
@@ -215,13 +206,25 @@ pub async fn permanent_in_use(pool: &PgPool) -> sqlx::Result<i64> {
 }
 
 /// Creates a channel; `None` when the name is taken.
-pub async fn create_channel(tx: &mut Tx<'_>, name: &str) -> sqlx::Result<Option<i64>> {
+pub async fn create_channel(db: impl PgExecutor<'_>, name: &str) -> sqlx::Result<Option<i64>> {
     sqlx::query_scalar(
         "INSERT INTO channels (name) VALUES ($1) ON CONFLICT (name) DO NOTHING RETURNING id",
     )
     .bind(name)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(db)
     .await
+}
+
+/// Removes a channel that never got its code (WeChat refused), freeing its name.
+pub async fn delete_codeless_channel(db: impl PgExecutor<'_>, id: i64) -> sqlx::Result<()> {
+    sqlx::query(
+        "DELETE FROM channels c WHERE c.id = $1
+         AND NOT EXISTS (SELECT 1 FROM invite_codes WHERE channel_id = c.id)",
+    )
+    .bind(id)
+    .execute(db)
+    .await
+    .map(drop)
 }
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]

@@ -3,8 +3,6 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 
-use super::Tx;
-
 /// The media_id of `content_key` if it was uploaded after `since` (i.e. is still usable).
 pub async fn uploaded_since(
     db: impl PgExecutor<'_>,
@@ -36,14 +34,4 @@ pub async fn save(
     .execute(db)
     .await
     .map(drop)
-}
-
-/// Serialises uploads of one image across every instance until the transaction ends, so a
-/// poster asked for twice at once is uploaded once.
-pub async fn lock(tx: &mut Tx<'_>, content_key: &str) -> sqlx::Result<()> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('wechat_media:' || $1, 0))")
-        .bind(content_key)
-        .execute(&mut **tx)
-        .await
-        .map(drop)
 }

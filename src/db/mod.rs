@@ -9,6 +9,7 @@ pub mod charts;
 pub mod codes;
 pub mod dashboard;
 pub mod events;
+pub mod leases;
 pub mod media;
 pub mod notices;
 pub mod outbox;

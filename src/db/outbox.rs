@@ -101,6 +101,20 @@ pub async fn claim(pool: &PgPool, limit: i64, lease_secs: i64) -> sqlx::Result<V
     .await
 }
 
+/// Returns a claimed job to the queue, due in `delay_secs`, without counting the claim as an
+/// attempt (it was never tried).
+pub async fn put_back(pool: &PgPool, id: i64, delay_secs: i64) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE outbox SET run_after = now() + make_interval(secs => $2), attempts = attempts - 1
+         WHERE id = $1 AND status = 'pending'",
+    )
+    .bind(id)
+    .bind(delay_secs as f64)
+    .execute(pool)
+    .await
+    .map(drop)
+}
+
 pub async fn mark_sent(pool: &PgPool, id: i64) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE outbox SET status = 'sent', done_at = now(), last_error = NULL WHERE id = $1",

@@ -10,7 +10,7 @@ use crate::db;
 use crate::db::notices::{Learned, Told};
 use crate::db::outbox::Job;
 use crate::domain::OpenId;
-use crate::jobs::outbox::Failure;
+use crate::jobs::outbox::{classify, Failure};
 use crate::referral::notices::{self, CampaignNews, Channel, NoticeTexts, Reach, RewardNews};
 use crate::state::AppState;
 use crate::wechat::allowance::{Allowance, OUT_OF_COUNT, OUT_OF_TIME};
@@ -138,17 +138,6 @@ pub async fn send(state: &AppState, job: &Job) -> Result<(), Failure> {
 fn refusal(e: &WechatError) -> Option<i64> {
     e.errcode()
         .filter(|c| [OUT_OF_COUNT, OUT_OF_TIME, NOT_ACCEPTED, NOT_FOLLOWING].contains(c))
-}
-
-fn classify(e: WechatError) -> Failure {
-    match &e {
-        WechatError::Config { .. } => Failure::Permanent(e.to_string()),
-        // Invalid openid or template, or data WeChat will never take: retrying cannot help.
-        WechatError::Api { errcode, .. } if [40003, 40037, 47003, 40008].contains(errcode) => {
-            Failure::Permanent(e.to_string())
-        }
-        _ => Failure::Retry(e.to_string()),
-    }
 }
 
 type Gathered = (Vec<CampaignNews>, Vec<(i64, i64)>, Vec<i64>);

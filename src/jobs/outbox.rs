@@ -3,12 +3,19 @@
 //! were queued — and each is marked sent in one statement as soon as WeChat accepts it. If the
 //! process dies between the two, the lease runs out and that message is sent again: a message
 //! in flight is the only one that can be duplicated, and nothing claimed is ever lost.
+//!
+//! When WeChat refuses everything (busy, quota spent, frequency limit, token rejected, no
+//! answer), the worker pauses — 1 s after the first such failure, doubling up to 5 minutes while
+//! they go on — and puts the rest of the round back uncounted, instead of trying every job. Each
+//! round starts with one follower's jobs alone, so a storm costs one probe per pause.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::db;
 use crate::db::outbox::{Job, JobKind, MessageJob};
@@ -25,9 +32,55 @@ const BATCH: i64 = 64;
 const CONCURRENCY: usize = 16;
 /// How often waiting notices are looked at again (a follower may have become reachable).
 const WAKE_EVERY: Duration = Duration::from_secs(2);
+/// errcodes that say nothing will get through for a while, whatever the message.
+const WECHAT_WIDE: [i64; 6] = [-1, 45009, 45011, 40001, 40014, 42001];
+const FIRST_PAUSE: Duration = Duration::from_secs(1);
+const MAX_PAUSE: Duration = Duration::from_secs(300);
+
+/// The worker's pause while WeChat refuses everything.
+#[derive(Default)]
+struct Pause {
+    /// WeChat-wide failures in a row.
+    failures: u32,
+    until: Option<Instant>,
+}
+
+impl Pause {
+    fn remaining(&self) -> Option<Duration> {
+        self.until
+            .map(|until| until.saturating_duration_since(Instant::now()))
+            .filter(|left| !left.is_zero())
+    }
+
+    fn failed(&mut self) {
+        // Jobs that were already in flight when the pause began fail too: one pause for all.
+        if self.remaining().is_some() {
+            return;
+        }
+        let pause = FIRST_PAUSE
+            .saturating_mul(1 << self.failures.min(16))
+            .min(MAX_PAUSE);
+        self.failures += 1;
+        tracing::warn!(
+            pause_secs = pause.as_secs(),
+            "WeChat refuses everything; the outbox pauses"
+        );
+        self.until = Some(Instant::now() + pause);
+    }
+
+    fn succeeded(&mut self) {
+        self.failures = 0;
+        self.until = None;
+    }
+}
+
+fn pause_of(pause: &Mutex<Pause>) -> std::sync::MutexGuard<'_, Pause> {
+    pause.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
     let lease = i64::from(state.settings.outbox_lease_secs);
+    let pause = Mutex::new(Pause::default());
     let mut woken_at = tokio::time::Instant::now();
     loop {
         if *shutdown.borrow() {
@@ -39,6 +92,13 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
                 tracing::warn!(error = ?e, "could not look at waiting notices");
             }
         }
+        let paused = pause_of(&pause).remaining();
+        if let Some(left) = paused {
+            tokio::select! {
+                _ = tokio::time::sleep(left) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
         let jobs = match db::outbox::claim(&state.pool, BATCH, lease).await {
             Ok(jobs) => jobs,
             Err(e) => {
@@ -47,7 +107,7 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
             }
         };
         let idle = jobs.is_empty();
-        send_round(&state, jobs).await;
+        send_round(&state, jobs, &pause).await;
         if idle {
             tokio::select! {
                 _ = state.outbox_wake.notified() => {}
@@ -58,7 +118,7 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-async fn send_round(state: &AppState, jobs: Vec<Job>) {
+async fn send_round(state: &AppState, jobs: Vec<Job>, pause: &Mutex<Pause>) {
     let mut by_follower: BTreeMap<String, Vec<Job>> = BTreeMap::new();
     for job in jobs {
         let key = match job.payload.get("openid").and_then(|o| o.as_str()) {
@@ -67,16 +127,35 @@ async fn send_round(state: &AppState, jobs: Vec<Job>) {
         };
         by_follower.entry(key).or_default().push(job);
     }
-    stream::iter(by_follower.into_values())
+    // One follower's jobs go first, alone: if WeChat refuses everything, the worker pauses and
+    // the rest of the round goes back to the queue untried.
+    let mut followers = by_follower.into_values();
+    if let Some(first) = followers.next() {
+        for job in first {
+            process(state, job, pause).await;
+        }
+    }
+    stream::iter(followers)
         .for_each_concurrent(CONCURRENCY, |jobs| async move {
             for job in jobs {
-                process(state, job).await;
+                process(state, job, pause).await;
             }
         })
         .await;
 }
 
-async fn process(state: &AppState, job: Job) {
+async fn process(state: &AppState, job: Job, pause: &Mutex<Pause>) {
+    let paused = pause_of(pause).remaining();
+    if let Some(left) = paused {
+        // Back in the queue for when the pause ends, without counting an attempt.
+        let after = i64::try_from(left.as_secs())
+            .unwrap_or(i64::MAX)
+            .saturating_add(1);
+        if let Err(e) = db::outbox::put_back(&state.pool, job.id, after).await {
+            tracing::warn!(job = job.id, error = ?e, "could not put an outbox job back");
+        }
+        return;
+    }
     let result = match JobKind::parse(&job.kind) {
         Some(JobKind::Message) => match serde_json::from_value::<MessageJob>(job.payload.clone()) {
             Ok(message) => send_message(state, &message).await,
@@ -88,7 +167,10 @@ async fn process(state: &AppState, job: Job) {
         },
         // A notice records its own result (sent, waiting, or due again).
         Some(JobKind::Notice) => match super::notices::send(state, &job).await {
-            Ok(()) => return,
+            Ok(()) => {
+                pause_of(pause).succeeded();
+                return;
+            }
             Err(failure) => Err(failure),
         },
         None => Err(Failure::Permanent(format!(
@@ -96,6 +178,11 @@ async fn process(state: &AppState, job: Job) {
             job.kind
         ))),
     };
+    match &result {
+        Ok(()) => pause_of(pause).succeeded(),
+        Err(Failure::WechatWide(_)) => pause_of(pause).failed(),
+        Err(_) => {}
+    }
     let outcome = match result {
         Ok(()) => db::outbox::mark_sent(&state.pool, job.id)
             .await
@@ -106,13 +193,13 @@ async fn process(state: &AppState, job: Job) {
                 .await
                 .map(|_| "failed")
         }
-        Err(Failure::Retry(error)) if job.attempts >= MAX_ATTEMPTS => {
+        Err(Failure::Retry(error) | Failure::WechatWide(error)) if job.attempts >= MAX_ATTEMPTS => {
             tracing::warn!(job = job.id, %error, attempts = job.attempts, "outbox job gave up");
             db::outbox::mark_failed(&state.pool, job.id, &error)
                 .await
                 .map(|_| "failed")
         }
-        Err(Failure::Retry(error)) => {
+        Err(Failure::Retry(error) | Failure::WechatWide(error)) => {
             let delay = 2_i64.pow(job.attempts.clamp(0, 12) as u32).min(3600);
             db::outbox::retry_later(&state.pool, job.id, delay, &error)
                 .await
@@ -133,6 +220,8 @@ async fn process(state: &AppState, job: Job) {
 /// Why a job was not done: worth another try later, or never.
 pub enum Failure {
     Retry(String),
+    /// WeChat refuses everything for now: retry, and pause the worker.
+    WechatWide(String),
     Permanent(String),
 }
 
@@ -162,16 +251,21 @@ async fn send_poster(state: &AppState, job: &PosterJob) -> Result<(), Failure> {
     Ok(())
 }
 
-fn classify(e: WechatError) -> Failure {
+/// How a WeChat error counts for the job that met it.
+pub(super) fn classify(e: WechatError) -> Failure {
     match &e {
         WechatError::Config { .. } => Failure::Permanent(e.to_string()),
-        // Invalid openid, user blocked the account, invalid template, the customer-service
-        // allowance spent or expired: retrying cannot help.
+        // Invalid openid, user blocked the account, invalid template or data, the
+        // customer-service allowance spent or expired: retrying cannot help.
         WechatError::Api { errcode, .. }
-            if [40003, 40037, 43004, 45015, 45047, 40008].contains(errcode) =>
+            if [40003, 40037, 43004, 45015, 45047, 40008, 47003].contains(errcode) =>
         {
             Failure::Permanent(e.to_string())
         }
+        WechatError::Api { errcode, .. } if WECHAT_WIDE.contains(errcode) => {
+            Failure::WechatWide(e.to_string())
+        }
+        WechatError::Transport(_) | WechatError::Store(_) => Failure::WechatWide(e.to_string()),
         _ => Failure::Retry(e.to_string()),
     }
 }

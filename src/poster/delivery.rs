@@ -6,7 +6,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::personal;
 use crate::config::Settings;
 use crate::db;
+use crate::db::leases::Lease;
 use crate::domain::OpenId;
 use crate::services::ServiceError;
 use crate::services::Services;
@@ -22,6 +23,10 @@ use crate::wechat::message::PushKind;
 pub const GENERATING_TEXT: &str = "海报生成中，请稍候";
 /// How long the callback waits for the poster before answering with text instead.
 const REPLY_BUDGET: Duration = Duration::from_secs(3);
+/// Longer than an upload can take with its token fetch and retries.
+const UPLOAD_LEASE_TTL: Duration = Duration::from_secs(60);
+const UPLOAD_LEASE_WAIT: Duration = Duration::from_secs(30);
+const UPLOAD_LEASE_POLL: Duration = Duration::from_millis(100);
 /// When the fallback job becomes due if nobody brings it forward: after the callback has
 /// answered (or died trying).
 pub const FALLBACK_DELAY_SECS: i64 = 8;
@@ -48,26 +53,43 @@ pub fn asks_for_poster(settings: &Settings, kind: &PushKind<'_>) -> bool {
 }
 
 /// A media_id for the follower's current poster: reused while fresh, else uploaded (once, even
-/// when asked for concurrently on several instances).
+/// when asked for concurrently on several instances). The upload holds no database connection:
+/// callers take turns in a process and a lease across instances.
 pub async fn media_id(state: &Services, openid: &OpenId) -> Result<String, ServiceError> {
     let poster = personal::for_follower(state, openid).await?;
     let since = Utc::now() - media_reuse();
     if let Some(id) = db::media::uploaded_since(&state.pool, &poster.key, since).await? {
         return Ok(id);
     }
-    let mut tx = state.pool.begin().await?;
-    db::media::lock(&mut tx, &poster.key).await?;
-    if let Some(id) = db::media::uploaded_since(&mut *tx, &poster.key, since).await? {
-        return Ok(id);
+    let name = format!("wechat_media:{}", poster.key);
+    let _turn = state.turns.take(&name).await;
+    let deadline = Instant::now() + UPLOAD_LEASE_WAIT;
+    loop {
+        if let Some(id) = db::media::uploaded_since(&state.pool, &poster.key, since).await? {
+            return Ok(id);
+        }
+        if let Some(lease) = Lease::take(&state.pool, &name, UPLOAD_LEASE_TTL).await? {
+            let uploaded_at = Utc::now();
+            let uploaded = state
+                .wechat
+                .upload_image("poster.jpg", "image/jpeg", poster.jpeg.clone())
+                .await;
+            if let Ok(id) = &uploaded {
+                db::media::save(&state.pool, &poster.key, id, uploaded_at).await?;
+            }
+            if let Err(e) = lease.end(&state.pool).await {
+                tracing::warn!(error = ?e, "could not end a poster upload lease; it will expire");
+            }
+            return Ok(uploaded?);
+        }
+        if Instant::now() >= deadline {
+            return Err(anyhow::anyhow!(
+                "another instance has been uploading this poster for too long"
+            )
+            .into());
+        }
+        tokio::time::sleep(UPLOAD_LEASE_POLL).await;
     }
-    let uploaded_at = Utc::now();
-    let id = state
-        .wechat
-        .upload_image("poster.jpg", "image/jpeg", poster.jpeg)
-        .await?;
-    db::media::save(&mut *tx, &poster.key, &id, uploaded_at).await?;
-    tx.commit().await?;
-    Ok(id)
 }
 
 /// What the callback answers to a poster request.

@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 
-use super::codes::{ensure_image, issue_channel_code};
+use super::codes::{ensure_image, issue_channel_code, save_channel_code};
 use crate::db;
 use crate::db::codes::CodeRow;
 use crate::services::ServiceError;
@@ -24,15 +24,26 @@ pub async fn create(state: &Services, name: &str) -> Result<CodeRow, ChannelErro
     if name.is_empty() || name.chars().count() > 64 {
         return Err(ChannelError::BadName);
     }
-    let mut tx = state.pool.begin().await.map_err(ServiceError::from)?;
-    let id = db::codes::create_channel(&mut tx, name)
+    // The channel is committed first and WeChat asked holding no connection; a refused code
+    // takes the channel back out, so the name stays free.
+    let id = db::codes::create_channel(&state.pool, name)
         .await
         .map_err(ServiceError::from)?
         .ok_or_else(|| ChannelError::NameTaken(name.to_string()))?;
-    let code = issue_channel_code(state, &mut tx, id).await?;
+    let code = match issue_channel_code(state, id).await {
+        Ok(code) => code,
+        Err(e) => {
+            if let Err(undo) = db::codes::delete_codeless_channel(&state.pool, id).await {
+                tracing::warn!(error = ?undo, "could not remove a channel WeChat gave no code");
+            }
+            return Err(e.into());
+        }
+    };
+    let mut tx = state.pool.begin().await.map_err(ServiceError::from)?;
+    let code = save_channel_code(&mut tx, id, &code).await?;
     tx.commit()
         .await
-        .context("committing the channel")
+        .context("committing the channel's code")
         .map_err(ServiceError::from)?;
     Ok(ensure_image(state, code).await?)
 }

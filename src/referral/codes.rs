@@ -1,20 +1,32 @@
-//! Invite codes, issued lazily and exactly once per follower. Concurrent first requests (on
-//! any instance) serialise on a per-owner advisory lock and re-read after taking it, so one
-//! `qrcode/create` call is made; scene numbers come from database sequences, never from
-//! counting rows. Permanent codes are used while the quota lasts, temporary ones after.
+//! Invite codes, issued lazily and exactly once per follower. No database connection is held
+//! while WeChat is asked for a ticket (a slow WeChat must not take the pool from the pushes):
+//! concurrent first requests take turns inside a process and a lease across instances, the
+//! ticket is fetched holding neither a connection nor a transaction, and the code is stored in
+//! the short transaction that ends the lease. Scene numbers come from database sequences, never
+//! from counting rows. Permanent codes are used while the quota lasts, temporary ones after.
+
+use std::time::{Duration as StdDuration, Instant};
 
 use anyhow::Context;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
+use crate::db;
 use crate::db::codes::{CodeRow, NewCode};
-use crate::db::{self, Tx};
+use crate::db::leases::Lease;
+use crate::db::Tx;
 use crate::domain::{ExpireSeconds, OpenId, PermanentSceneId, SceneStr, TemporarySceneId};
 use crate::services::{ServiceError, Services};
 use crate::wechat::qrcode::{render_png, PermanentScene, QrCodeRequest, TemporaryScene};
 
 /// WeChat's answer when the account has no permanent codes left.
 const QUOTA_EXHAUSTED: i64 = 45029;
+/// Longer than a `qrcode/create` call can take with its token fetch and retries; a holder
+/// that dies is replaced after this.
+const LEASE_TTL: StdDuration = StdDuration::from_secs(60);
+/// How long a request waits for another instance issuing the same follower's code.
+const LEASE_WAIT: StdDuration = StdDuration::from_secs(30);
+const LEASE_POLL: StdDuration = StdDuration::from_millis(100);
 
 /// How long before expiry a temporary code is replaced.
 pub fn renew_margin(settings: &crate::config::Settings) -> Duration {
@@ -25,39 +37,84 @@ fn usable(code: &CodeRow, now: DateTime<Utc>, margin: Duration) -> bool {
     code.permanent || code.expires_at.is_some_and(|exp| exp - margin > now)
 }
 
+/// The follower's usable code, if there is one.
+async fn current(state: &Services, openid: &OpenId) -> Result<Option<CodeRow>, ServiceError> {
+    let margin = renew_margin(&state.settings);
+    Ok(db::codes::by_owner(&state.pool, openid)
+        .await?
+        .filter(|code| usable(code, Utc::now(), margin)))
+}
+
 /// The follower's code: the existing one, or a new one (or a renewed temporary one).
 #[tracing::instrument(skip_all, fields(openid = %openid))]
 pub async fn issue(state: &Services, openid: &OpenId) -> Result<CodeRow, ServiceError> {
-    let margin = renew_margin(&state.settings);
-    if let Some(code) = db::codes::by_owner(&state.pool, openid).await? {
-        if usable(&code, Utc::now(), margin) {
+    if let Some(code) = current(state, openid).await? {
+        return ensure_image(state, code).await;
+    }
+    let name = format!("invite_code:{openid}");
+    let _turn = state.turns.take(&name).await;
+    let deadline = Instant::now() + LEASE_WAIT;
+    loop {
+        if let Some(code) = current(state, openid).await? {
             return ensure_image(state, code).await;
+        }
+        if let Some(lease) = Lease::take(&state.pool, &name, LEASE_TTL).await? {
+            let issued = issue_holding(state, openid, &lease).await;
+            if issued.is_err() {
+                // Let the next request try at once rather than after the lease runs out.
+                if let Err(e) = lease.end(&state.pool).await {
+                    tracing::warn!(error = ?e, "could not end an invite code lease; it will expire");
+                }
+            }
+            if let Some(code) = issued? {
+                return ensure_image(state, code).await;
+            }
+            // Our lease ran out and another request took it over: its code wins.
+        } else if Instant::now() >= deadline {
+            return Err(anyhow::anyhow!(
+                "another instance has been issuing this follower's code for too long"
+            )
+            .into());
+        } else {
+            tokio::time::sleep(LEASE_POLL).await;
         }
     }
-    let mut tx = state.pool.begin().await?;
-    db::codes::lock_owner(&mut tx, openid).await?;
-    // Another request may have issued it while we waited for the lock.
-    let new = match db::codes::by_owner(&mut *tx, openid).await? {
-        Some(code) if usable(&code, Utc::now(), margin) => {
-            drop(tx);
-            return ensure_image(state, code).await;
-        }
+}
+
+/// Issues the code while holding the follower's lease; `None` if the lease was lost meanwhile.
+async fn issue_holding(
+    state: &Services,
+    openid: &OpenId,
+    lease: &Lease,
+) -> Result<Option<CodeRow>, ServiceError> {
+    // The previous holder may have stored the code just before we took the lease.
+    let existing = db::codes::by_owner(&state.pool, openid).await?;
+    let margin = renew_margin(&state.settings);
+    if let Some(code) = existing.as_ref().filter(|c| usable(c, Utc::now(), margin)) {
+        lease.end(&state.pool).await?;
+        return Ok(Some(code.clone()));
+    }
+    let new = match existing {
         // Renewal keeps the scene, so pushes from the old ticket's last hours still resolve.
         Some(CodeRow {
             scene_id: Some(scene),
             ..
         }) => temporary(state, i64::from(scene)).await?,
-        _ => mint(state, &mut tx).await?,
+        _ => mint(state).await?,
     };
+    let mut tx = state.pool.begin().await?;
+    if !lease.end(&mut *tx).await? {
+        return Ok(None);
+    }
     db::users::ensure(&mut tx, openid).await?;
     let row = db::codes::save(&mut tx, db::codes::Owner::Follower(openid.as_str()), &new).await?;
     tx.commit().await.context("committing the invite code")?;
-    ensure_image(state, row).await
+    Ok(Some(row))
 }
 
-/// Renders and stores the code's QR image if it has none yet. Done after the code is committed,
-/// so the per-follower lock is held only for the WeChat call; two callers racing here store
-/// the same bytes under the same content key.
+/// Renders and stores the code's QR image if it has none yet. Done after the code is committed
+/// and its lease ended; two callers racing here store the same bytes under the same content
+/// key.
 pub async fn ensure_image(state: &Services, mut code: CodeRow) -> Result<CodeRow, ServiceError> {
     if code.image_key.is_none() {
         let png = render_png(&code.url)?;
@@ -68,50 +125,46 @@ pub async fn ensure_image(state: &Services, mut code: CodeRow) -> Result<CodeRow
     Ok(code)
 }
 
-/// A new code for a follower. Everything here runs on the transaction holding the owner lock:
-/// asking the pool for a second connection while holding it could starve the pool.
-async fn mint(state: &Services, tx: &mut Tx<'_>) -> Result<NewCode, ServiceError> {
-    if let Some(slot) = take_permanent_slot(state, tx).await? {
+/// A new code for a follower (called holding the follower's lease, no connection).
+async fn mint(state: &Services) -> Result<NewCode, ServiceError> {
+    if let Some(slot) = take_permanent_slot(state).await? {
         let scene = PermanentSceneId::new(slot).context("permanent slot out of range")?;
         let request = QrCodeRequest::Permanent(PermanentScene::Id(scene));
         match finish(state, &request, Some(slot)).await {
             Err(ServiceError::Wechat(e)) if e.errcode() == Some(QUOTA_EXHAUSTED) => {
                 tracing::warn!("WeChat reports the permanent QR quota exhausted; issuing temporary codes from now on");
-                set_quota_exhausted(tx).await?;
+                set_quota_exhausted(state).await?;
             }
             other => return other,
         }
     }
-    let scene = db::codes::next_temporary_scene(tx).await?;
+    let scene = db::codes::next_temporary_scene(&state.pool).await?;
     temporary(state, scene).await
 }
 
-async fn take_permanent_slot(
-    state: &Services,
-    tx: &mut Tx<'_>,
-) -> Result<Option<i64>, ServiceError> {
-    if quota_exhausted(tx).await? {
+async fn take_permanent_slot(state: &Services) -> Result<Option<i64>, ServiceError> {
+    if quota_exhausted(state).await? {
         return Ok(None);
     }
-    let slot = db::codes::next_permanent_slot(tx).await?;
+    let slot = db::codes::next_permanent_slot(&state.pool).await?;
     if slot > i64::from(state.settings.permanent_quota) {
-        set_quota_exhausted(tx).await?;
+        set_quota_exhausted(state).await?;
         return Ok(None);
     }
     Ok(Some(slot))
 }
 
-async fn quota_exhausted(tx: &mut Tx<'_>) -> Result<bool, ServiceError> {
+async fn quota_exhausted(state: &Services) -> Result<bool, ServiceError> {
     Ok(
-        db::state::get(&mut **tx, db::state::PERMANENT_QUOTA_EXHAUSTED)
+        db::state::get(&state.pool, db::state::PERMANENT_QUOTA_EXHAUSTED)
             .await?
             .is_some(),
     )
 }
 
-async fn set_quota_exhausted(tx: &mut Tx<'_>) -> Result<(), ServiceError> {
+async fn set_quota_exhausted(state: &Services) -> Result<(), ServiceError> {
     let since = json!({ "since": Utc::now() });
-    Ok(db::state::set_once(&mut **tx, db::state::PERMANENT_QUOTA_EXHAUSTED, &since).await?)
+    Ok(db::state::set_once(&state.pool, db::state::PERMANENT_QUOTA_EXHAUSTED, &since).await?)
 }
 
 async fn temporary(state: &Services, scene: i64) -> Result<NewCode, ServiceError> {
@@ -175,21 +228,29 @@ async fn finish(
     })
 }
 
-/// A permanent string-scene code for an operator's channel; shares the permanent quota.
+/// A permanent string-scene code for the operator's channel `channel_id`, from WeChat; shares
+/// the permanent quota. Called holding no connection; `save_channel_code` stores it.
 pub async fn issue_channel_code(
     state: &Services,
-    tx: &mut Tx<'_>,
     channel_id: i64,
-) -> Result<CodeRow, ServiceError> {
-    let slot = take_permanent_slot(state, tx).await?.ok_or_else(|| {
+) -> Result<NewCode, ServiceError> {
+    let slot = take_permanent_slot(state).await?.ok_or_else(|| {
         anyhow::anyhow!(
             "the permanent QR code quota is used up; channel codes need a permanent code"
         )
     })?;
     let scene = SceneStr::new(&format!("ch_{channel_id}")).context("channel scene")?;
     let request = QrCodeRequest::Permanent(PermanentScene::Str(scene));
-    let code = finish(state, &request, Some(slot)).await?;
-    Ok(db::codes::save(tx, db::codes::Owner::Channel(channel_id), &code).await?)
+    finish(state, &request, Some(slot)).await
+}
+
+/// Stores a channel's code (see `issue_channel_code`).
+pub async fn save_channel_code(
+    tx: &mut Tx<'_>,
+    channel_id: i64,
+    code: &NewCode,
+) -> Result<CodeRow, ServiceError> {
+    Ok(db::codes::save(tx, db::codes::Owner::Channel(channel_id), code).await?)
 }
 
 /// Renews followers' temporary codes that are about to expire. Returns how many were renewed.

@@ -6,27 +6,17 @@ use actix_web::{web, HttpResponse};
 use chrono::Utc;
 use futures_util::StreamExt;
 use secrecy::ExposeSecret;
-use serde::Deserialize;
 
 use crate::error::AppError;
 use crate::poster::delivery::{self, PosterReply};
 use crate::push::Incoming;
 use crate::state::AppState;
+use crate::wechat::callback_query::CallbackQuery;
 use crate::wechat::crypto::verify_signature;
 use crate::wechat::message::{self, Push, MAX_BODY_BYTES};
 
 /// Plaintext pushes further than this from our clock are refused (limits signature replay).
-const MAX_CLOCK_SKEW_SECS: i64 = 300;
-
-#[derive(Debug, Deserialize)]
-pub struct CallbackQuery {
-    signature: Option<String>,
-    timestamp: Option<String>,
-    nonce: Option<String>,
-    echostr: Option<String>,
-    encrypt_type: Option<String>,
-    msg_signature: Option<String>,
-}
+const MAX_CLOCK_SKEW_SECS: u64 = 300;
 
 fn signed(state: &AppState, q: &CallbackQuery) -> bool {
     match (&q.signature, &q.timestamp, &q.nonce) {
@@ -106,14 +96,14 @@ enum Reply {
 
 /// Checks the mode's rules and returns the parsed push.
 fn open_push(state: &AppState, q: &CallbackQuery, body: &[u8]) -> Result<Push, AppError> {
-    let aes = q.encrypt_type.as_deref() == Some("aes");
+    let aes = q.is_encrypted();
     let Some(crypto) = &state.crypto else {
         if aes {
             return Err(AppError::BadRequest(
                 "encrypted push, but no WECHAT_ENCODING_AES_KEY is configured".into(),
             ));
         }
-        if !fresh(q.timestamp.as_deref(), Utc::now().timestamp()) {
+        if !q.timestamp_within(Utc::now().timestamp(), MAX_CLOCK_SKEW_SECS) {
             return Err(AppError::Forbidden(
                 "timestamp missing, unreadable or too far from the server clock".into(),
             ));
@@ -140,14 +130,6 @@ fn open_push(state: &AppState, q: &CallbackQuery, body: &[u8]) -> Result<Push, A
         .decrypt(&encrypt)
         .map_err(|e| AppError::BadRequest(e.to_string()))?;
     message::parse_push(xml.as_bytes()).map_err(|e| AppError::BadRequest(e.to_string()))
-}
-
-/// Is `timestamp` (unix seconds, as WeChat signs it) within `MAX_CLOCK_SKEW_SECS` of `now`?
-/// A missing or unreadable one is not.
-fn fresh(timestamp: Option<&str>, now: i64) -> bool {
-    timestamp
-        .and_then(|t| t.parse::<i64>().ok())
-        .is_some_and(|ts| ts.abs_diff(now) <= MAX_CLOCK_SKEW_SECS.unsigned_abs())
 }
 
 fn passive_reply(state: &AppState, push: &Push, reply: &Reply) -> HttpResponse {
@@ -199,28 +181,4 @@ async fn read_capped(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>,
         )));
     }
     Ok(body)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::fresh;
-
-    #[test]
-    fn only_readable_recent_timestamps_are_fresh() {
-        let now = 1_700_000_000;
-        assert!(fresh(Some("1700000000"), now));
-        assert!(fresh(Some("1699999700"), now));
-        assert!(!fresh(Some("1699999699"), now));
-        assert!(!fresh(Some("1700000301"), now));
-        for bad in [
-            "",
-            "abc",
-            "-9223372036854775808",
-            "9223372036854775807",
-            "1e9",
-        ] {
-            assert!(!fresh(Some(bad), now), "{bad}");
-        }
-        assert!(!fresh(None, now));
-    }
 }

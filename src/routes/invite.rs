@@ -22,6 +22,7 @@ use crate::error::AppError;
 use crate::poster::personal;
 use crate::referral::progress::{self, Progress};
 use crate::referral::{self, codes, texts};
+use crate::services::ServiceError;
 use crate::state::AppState;
 use crate::wechat::jsapi::JsConfig;
 use crate::wechat::WechatError;
@@ -35,6 +36,10 @@ const SESSION_MAX_AGE_SECS: i64 = 30 * 24 * 3600;
 /// WeChat answers these for a code that was already exchanged, or is unknown or expired.
 const CODE_USED: i64 = 40163;
 const CODE_INVALID: i64 = 40029;
+/// How long the page waits for a new code; WeChat itself may take 10 s a call.
+const ISSUE_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
+/// The title of the page shown while WeChat cannot issue the follower's code.
+pub const UNAVAILABLE_TITLE: &str = "邀请码暂时生成不了";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/invite", web::get().to(page))
@@ -103,13 +108,38 @@ async fn page(state: web::Data<AppState>, session: Session) -> Result<HttpRespon
     let Some(openid) = signed_in(&session) else {
         return start_oauth(&state, &session, Scope::Base);
     };
-    if !progress::follows(&state, &openid).await? {
+    let follows = match progress::follows(&state, &openid).await {
+        Ok(follows) => follows,
+        Err(e) => return wechat_unavailable(&state, e),
+    };
+    if !follows {
         let page = FollowFirstPage {
             layout: Layout::of(&state),
         };
         return personal_page(&page, StatusCode::OK);
     }
-    let code = codes::issue(&state, &openid).await?;
+    // Issued in a task of its own: past the page's budget the follower is told to come back,
+    // and the code is still issued and stored for that next visit.
+    let issuing = tokio::spawn({
+        let (services, openid) = (state.services.clone(), openid.clone());
+        async move { codes::issue(&services, &openid).await }
+    });
+    let code = match tokio::time::timeout(ISSUE_BUDGET, issuing).await {
+        Ok(Ok(Ok(code))) => code,
+        Ok(Ok(Err(e))) => return wechat_unavailable(&state, e),
+        Ok(Err(e)) => return Err(AppError::Internal(anyhow::Error::new(e))),
+        Err(_) => {
+            tracing::warn!(
+                "WeChat is slow to issue a code; the page asks the follower to come back"
+            );
+            return error_page(
+                &state,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "邀请码正在生成",
+                "微信响应较慢，你的邀请码正在生成。请稍等几秒再刷新本页。",
+            );
+        }
+    };
     let user = db::users::get(&state.pool, &openid).await?;
     let progress = progress::of(&state, &openid).await?;
     let fresh = match &progress {
@@ -271,6 +301,25 @@ async fn save_profile(state: &AppState, openid: &OpenId, user_token: &str) {
     }
 }
 
+/// WeChat is failing, refusing (busy, quota spent) or too slow, so the code cannot be issued
+/// now: the follower is told so on a page, not shown an error.
+fn wechat_unavailable(state: &AppState, e: ServiceError) -> Result<HttpResponse, AppError> {
+    match &e {
+        ServiceError::Wechat(e) => {
+            tracing::warn!(error = %e, "the invite page could not get the code from WeChat")
+        }
+        ServiceError::Other(e) => {
+            tracing::error!(error = ?e, "the invite page could not issue the code")
+        }
+    }
+    error_page(
+        state,
+        StatusCode::SERVICE_UNAVAILABLE,
+        UNAVAILABLE_TITLE,
+        "微信暂时没有响应，你的邀请码还没有生成好。请过一会儿再刷新本页。",
+    )
+}
+
 fn log_wechat_failure(e: &WechatError) {
     tracing::warn!(error = %e, "WeChat OAuth call failed");
 }
@@ -360,6 +409,12 @@ fn error_page(
         layout: Layout::of(state),
         title,
         message,
+        // Only a sign-in that failed needs signing in again; otherwise the page is just retried.
+        action: if status == StatusCode::SERVICE_UNAVAILABLE {
+            "刷新"
+        } else {
+            "重新登录"
+        },
     };
     personal_page(&page, status)
 }
@@ -370,6 +425,7 @@ struct InviteErrorPage {
     layout: Layout,
     title: &'static str,
     message: &'static str,
+    action: &'static str,
 }
 
 #[derive(Template)]

@@ -70,6 +70,7 @@ fn ok() -> HttpResponse {
 
 async fn user_info(sim: web::Data<Simulator>, q: Params) -> Result<HttpResponse, WxError> {
     sim.gate("user/info", token(&q))?;
+    sim.lag().await;
     let openid = q
         .get("openid")
         .filter(|o| !o.is_empty())
@@ -96,6 +97,7 @@ async fn user_info(sim: web::Data<Simulator>, q: Params) -> Result<HttpResponse,
 
 async fn user_get(sim: web::Data<Simulator>, q: Params) -> Result<HttpResponse, WxError> {
     sim.gate("user/get", token(&q))?;
+    sim.lag().await;
     let st = sim.state();
     let start = match q.get("next_openid").filter(|o| !o.is_empty()) {
         Some(after) => Bound::Excluded(after.as_str()),
@@ -127,6 +129,7 @@ async fn custom_send(
     body: web::Bytes,
 ) -> Result<HttpResponse, WxError> {
     sim.gate("message/custom/send", token(&q))?;
+    sim.lag().await;
     let body: Value = serde_json::from_slice(&body).map_err(|_| WxError::new(47001))?;
     let touser = body.get("touser").and_then(Value::as_str).unwrap_or("");
     let mut st = sim.state();
@@ -180,6 +183,7 @@ async fn template_send(
     body: web::Bytes,
 ) -> Result<HttpResponse, WxError> {
     sim.gate("message/template/send", token(&q))?;
+    sim.lag().await;
     let body: Value = serde_json::from_slice(&body).map_err(|_| WxError::new(47001))?;
     let touser = body.get("touser").and_then(Value::as_str).unwrap_or("");
     let template = find_template(&sim, &body, TemplateKind::Category)?;

@@ -34,6 +34,7 @@ async fn upload(
     mut payload: web::Payload,
 ) -> Result<HttpResponse, WxError> {
     sim.gate("media/upload", q.get("access_token").map(String::as_str))?;
+    sim.lag().await;
     let kind = q.get("type").map(String::as_str).unwrap_or("");
     let max = match kind {
         "image" => IMAGE_MAX,

@@ -14,6 +14,9 @@
 //! - API errors are HTTP 200 `{"errcode","errmsg"}`; errmsg ends in " rid: …" like WeChat's, so
 //!   match on errcode. The wrong HTTP method is 43001/43002; a body that is not JSON is 47001.
 //! - `calls(api)` counts every request to that API, whatever its outcome.
+//! - Faults: `fail_next(api, errcode, times)` answers that API with an errcode (a storm, with a
+//!   large `times`), `invalidate_tokens()` makes every issued token answer 40001, and
+//!   `set_latency(d)` makes every API call take `d`.
 //! - Templates: the account has the templates of `SimConfig::templates` (by default
 //!   `tpl_invite_progress`, a category template, and `sub_invite_progress`, a subscription
 //!   template, both declaring thing1, number2, thing3); a message must fill exactly the
@@ -248,6 +251,12 @@ impl Simulator {
         self.state().callback_url = Some(url.to_owned());
     }
 
+    /// Every API call (`/cgi-bin/*`, `/sns/*`) is answered only after `delay`, as WeChat is on
+    /// a bad day; zero (the default) answers at once. The call is counted when it arrives.
+    pub fn set_latency(&self, delay: std::time::Duration) {
+        self.state().latency = delay;
+    }
+
     pub fn set_permanent_quota(&self, n: u32) {
         self.state().permanent_quota = n;
     }
@@ -321,6 +330,14 @@ impl Simulator {
             .state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Waits out the injected latency (never holding the state's lock meanwhile).
+    async fn lag(&self) {
+        let delay = self.state().latency;
+        if !delay.is_zero() {
+            actix_web::rt::time::sleep(delay).await;
+        }
     }
 
     /// Counts the call, then checks the access_token, then consumes an injected fault.

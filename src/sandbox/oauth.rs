@@ -211,8 +211,9 @@ async fn authorize_new_user(
 }
 
 async fn exchange_code(sim: web::Data<Simulator>, q: Params) -> Result<HttpResponse, WxError> {
+    sim.state().count("oauth2/access_token");
+    sim.lag().await;
     let mut st = sim.state();
-    st.count("oauth2/access_token");
     let param = |name: &str| q.get(name).map(String::as_str).unwrap_or("");
     if param("appid") != sim.config().appid {
         return Err(WxError::new(40013));
@@ -256,8 +257,9 @@ async fn exchange_code(sim: web::Data<Simulator>, q: Params) -> Result<HttpRespo
 }
 
 async fn userinfo(sim: web::Data<Simulator>, q: Params) -> Result<HttpResponse, WxError> {
+    sim.state().count("sns/userinfo");
+    sim.lag().await;
     let mut st = sim.state();
-    st.count("sns/userinfo");
     let token = q
         .get("access_token")
         .filter(|t| !t.is_empty())

@@ -99,6 +99,7 @@ async fn create(
     body: web::Bytes,
 ) -> Result<HttpResponse, WxError> {
     sim.gate("qrcode/create", q.get("access_token").map(String::as_str))?;
+    sim.lag().await;
     let body: Value = serde_json::from_slice(&body).map_err(|_| WxError::new(47001))?;
     let req = parse_request(&body)?;
 
@@ -145,6 +146,7 @@ async fn create(
 /// No token needed. `Query` percent-decodes exactly once, so a ticket sent unencoded ('+'
 /// becomes a space) or encoded twice ("%252B") is not found: 404, like WeChat.
 async fn show(sim: web::Data<Simulator>, q: Params) -> HttpResponse {
+    sim.lag().await;
     let url = {
         let mut st = sim.state();
         st.count("showqrcode");

@@ -234,6 +234,8 @@ pub(crate) struct State {
     pub calls: HashMap<String, usize>,
     /// api → (errcode, remaining times)
     pub faults: HashMap<String, (i64, usize)>,
+    /// How long every API call takes to be answered (a slow WeChat).
+    pub latency: std::time::Duration,
     pub tokens: HashMap<String, IssuedToken>,
     /// Latest token from `/cgi-bin/token`; `stable_token` keeps its own, as WeChat isolates them.
     pub latest_token: Option<String>,

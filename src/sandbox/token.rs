@@ -47,8 +47,9 @@ fn check_app(
 }
 
 async fn token(sim: web::Data<Simulator>, q: Params) -> Result<HttpResponse, WxError> {
+    sim.state().count("token");
+    sim.lag().await;
     let mut st = sim.state();
-    st.count("token");
     check_app(
         sim.config(),
         q.get("grant_type").map(String::as_str),
@@ -70,8 +71,9 @@ async fn stable_token(
     sim: web::Data<Simulator>,
     body: web::Bytes,
 ) -> Result<HttpResponse, WxError> {
+    sim.state().count("stable_token");
+    sim.lag().await;
     let mut st = sim.state();
-    st.count("stable_token");
     let req: Value = serde_json::from_slice(&body).map_err(|_| WxError::new(47001))?;
     check_app(
         sim.config(),

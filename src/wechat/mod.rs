@@ -2,6 +2,7 @@
 //! replies, the shared access_token, and the API calls Fission makes. No database, no routes.
 
 pub mod allowance;
+pub mod callback_query;
 pub mod client;
 pub mod crypto;
 pub mod error;

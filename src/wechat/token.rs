@@ -2,6 +2,10 @@
 //! early (≥300 s before expiry) by one task in one process at a time: a `tokio` mutex makes the
 //! refresh single-flight inside a process and a Redis lock (owner value, compare-and-delete
 //! release) across processes, with a re-read of the store after each lock is taken.
+//!
+//! When the shared store fails (Redis down), the process keeps its own copy: the last token it
+//! read or fetched serves while it is fresh, and a refresh is one fetch per process under the
+//! same mutex, never one per request.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -20,6 +24,10 @@ const REFRESH_MARGIN_SECS: i64 = 300;
 const LOCK_TTL: Duration = Duration::from_secs(10);
 /// How long a caller waits for another instance's refresh before giving up.
 const LOCK_WAIT: Duration = Duration::from_secs(15);
+/// A token fetched to replace a rejected one and rejected in turn within this long is not
+/// replaced again until it has passed: WeChat is refusing everything (a 40001 storm), and
+/// refreshing per failed call would spend the token quota (and force_refresh's 20 a day).
+const REJECTION_COOL_OFF: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 struct CachedToken {
@@ -58,8 +66,12 @@ pub struct TokenManager {
     key: String,
     lock_key: String,
     refreshing: tokio::sync::Mutex<()>,
+    /// This process's copy of the last token it read or fetched, for when the store fails.
+    local: Mutex<Option<CachedToken>>,
     /// The last token WeChat rejected: if stable_token hands it back, force a new one.
     rejected: Mutex<Option<String>>,
+    /// The token fetched to replace a rejected one, and when.
+    replacement: Mutex<Option<(String, std::time::Instant)>>,
 }
 
 #[derive(Deserialize)]
@@ -88,37 +100,90 @@ impl TokenManager {
             key: format!("wechat:token:{}", settings.appid),
             lock_key: format!("wechat:token-lock:{}", settings.appid),
             refreshing: tokio::sync::Mutex::new(()),
+            local: Mutex::new(None),
             rejected: Mutex::new(None),
+            replacement: Mutex::new(None),
         }
     }
 
     /// A token good for the next call.
     pub async fn token(&self) -> Result<String, WechatError> {
         let now = Utc::now().timestamp();
-        let cached = self.read().await?;
+        let cached = match self.read().await {
+            Ok(cached) => cached,
+            Err(e) => {
+                tracing::debug!(error = %e, "token store unavailable; using this process's copy");
+                lock(&self.local).clone()
+            }
+        };
         if let Some(t) = cached.as_ref().filter(|t| t.is_fresh(now)) {
             return Ok(t.token.clone());
         }
         let _single_flight = self.refreshing.lock().await;
-        self.refresh_under_lock().await
+        match self.refresh_under_lock().await {
+            Err(WechatError::Store(e)) => {
+                tracing::warn!(error = %e, "token store unavailable; refreshing for this process alone");
+                self.refresh_locally().await
+            }
+            other => other,
+        }
+    }
+
+    /// The refresh while the shared store is down: this process's copy if another task here
+    /// has just fetched one, else one fetch (callers hold `refreshing`).
+    async fn refresh_locally(&self) -> Result<String, WechatError> {
+        let now = Utc::now().timestamp();
+        if let Some(t) = lock(&self.local).as_ref().filter(|t| t.is_fresh(now)) {
+            return Ok(t.token.clone());
+        }
+        let (token, expires_in) = self.fetch_replacing_rejected().await?;
+        let entry = CachedToken::new(token.clone(), expires_in, Utc::now().timestamp());
+        *lock(&self.local) = Some(entry.clone());
+        // Share it if the store is back already; if not, the next refresh there will.
+        if let Err(e) = self.write(&entry, expires_in).await {
+            tracing::debug!(error = %e, "could not share a token fetched while the store was down");
+        }
+        Ok(token)
     }
 
     /// Called when WeChat rejected `failed` (40001/40014/42001). Drops it from the store only if it
     /// is still the current token, so a cluster never throws away a token another instance just
     /// fetched. Returns whether this call removed it.
     pub async fn invalidate(&self, failed: &str) -> Result<bool, WechatError> {
-        *lock(&self.rejected) = Some(failed.to_string());
-        let Some(cached) = self.read().await? else {
+        let replaced_moments_ago = lock(&self.replacement)
+            .as_ref()
+            .is_some_and(|(token, at)| token == failed && at.elapsed() < REJECTION_COOL_OFF);
+        if replaced_moments_ago {
+            tracing::warn!(
+                "WeChat rejects the token fetched to replace a rejected one; not refreshing again for {} s",
+                REJECTION_COOL_OFF.as_secs()
+            );
             return Ok(false);
+        }
+        *lock(&self.rejected) = Some(failed.to_string());
+        {
+            let mut local = lock(&self.local);
+            if local.as_ref().is_some_and(|t| t.token == failed) {
+                *local = None;
+            }
+        }
+        let cached = match self.read().await {
+            Ok(Some(cached)) => cached,
+            Ok(None) => return Ok(false),
+            // This process's copy is gone; the store's will be replaced when it is back.
+            Err(_) => return Ok(true),
         };
         if cached.token != failed {
             return Ok(false);
         }
         let raw = serde_json::to_string(&cached).map_err(|e| WechatError::Store(e.into()))?;
-        self.store
-            .compare_and_delete(&self.key, &raw)
-            .await
-            .map_err(WechatError::Store)
+        match self.store.compare_and_delete(&self.key, &raw).await {
+            Ok(deleted) => Ok(deleted),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not drop a rejected token from the store");
+                Ok(true)
+            }
+        }
     }
 
     /// How old the current token is and when it expires (for the dashboard).
@@ -133,7 +198,21 @@ impl TokenManager {
             .await
             .map_err(WechatError::Store)?;
         // An unreadable entry is treated as absent: it will be overwritten by the next refresh.
-        Ok(raw.and_then(|r| serde_json::from_str(&r).ok()))
+        let cached: Option<CachedToken> = raw.and_then(|r| serde_json::from_str(&r).ok());
+        if let Some(t) = &cached {
+            *lock(&self.local) = Some(t.clone());
+        }
+        Ok(cached)
+    }
+
+    async fn write(&self, entry: &CachedToken, expires_in: i64) -> Result<(), WechatError> {
+        let raw = serde_json::to_string(entry).map_err(|e| WechatError::Store(e.into()))?;
+        let ttl = Duration::from_secs(expires_in.max(1) as u64);
+        self.store
+            .set(&self.key, &raw, ttl, false)
+            .await
+            .map_err(WechatError::Store)?;
+        Ok(())
     }
 
     async fn refresh_under_lock(&self) -> Result<String, WechatError> {
@@ -179,26 +258,29 @@ impl TokenManager {
         if let Some(t) = cached.as_ref().filter(|t| t.is_fresh(now)) {
             return Ok(t.token.clone());
         }
-        let rejected = lock(&self.rejected).clone();
-        let mut fresh = self.fetch(false).await?;
-        if self.use_stable_token && Some(&fresh.0) == rejected.as_ref() {
-            // stable_token answered with the token WeChat just refused: ask for a new one.
-            fresh = self.fetch(true).await?;
-        }
-        let (token, expires_in) = fresh;
+        let (token, expires_in) = self.fetch_replacing_rejected().await?;
         let entry = CachedToken::new(token.clone(), expires_in, Utc::now().timestamp());
-        let raw = serde_json::to_string(&entry).map_err(|e| WechatError::Store(e.into()))?;
-        let ttl = Duration::from_secs(expires_in.max(1) as u64);
-        self.store
-            .set(&self.key, &raw, ttl, false)
-            .await
-            .map_err(WechatError::Store)?;
+        *lock(&self.local) = Some(entry.clone());
+        self.write(&entry, expires_in).await?;
         tracing::info!(
             expires_in,
             stable = self.use_stable_token,
             "access_token refreshed"
         );
         Ok(token)
+    }
+
+    /// A token from WeChat; if stable_token hands back the one WeChat just refused, a forced one.
+    async fn fetch_replacing_rejected(&self) -> Result<(String, i64), WechatError> {
+        let rejected = lock(&self.rejected).take();
+        let mut fresh = self.fetch(false).await?;
+        if self.use_stable_token && Some(&fresh.0) == rejected.as_ref() {
+            fresh = self.fetch(true).await?;
+        }
+        if rejected.is_some() {
+            *lock(&self.replacement) = Some((fresh.0.clone(), std::time::Instant::now()));
+        }
+        Ok(fresh)
     }
 
     async fn fetch(&self, force_refresh: bool) -> Result<(String, i64), WechatError> {
