@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
 use super::Tx;
-use crate::domain::OpenId;
+use crate::domain::{NoticeTexts, OpenId};
 
 /// A subscription-notice answer from a push.
 pub struct Choice<'a> {
@@ -89,12 +89,8 @@ pub async fn reach(pool: &PgPool, openid: &OpenId) -> sqlx::Result<Option<ReachR
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct NewsRow {
     pub campaign_id: i64,
-    pub credit_text: String,
-    pub reward_text: String,
-    pub template_id: Option<String>,
-    pub template_fields: String,
-    pub subscribe_template_id: Option<String>,
-    pub subscribe_fields: String,
+    #[sqlx(flatten)]
+    pub texts: NoticeTexts,
     pub total: i32,
     pub new_friends: i64,
     pub latest_friend: Option<String>,

@@ -2,11 +2,13 @@
 //! cannot hold an invalid value afterwards: nothing downstream re-checks them.
 
 mod ids;
+mod notice_texts;
 mod outcome;
 mod scene;
 pub mod time;
 
 pub use ids::{CampaignId, OpenId};
+pub use notice_texts::NoticeTexts;
 pub use outcome::Outcome;
 pub use scene::{ExpireSeconds, PermanentSceneId, Scene, SceneStr, TemporarySceneId};
 

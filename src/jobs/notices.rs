@@ -11,7 +11,7 @@ use crate::db::notices::{Learned, Told};
 use crate::db::outbox::Job;
 use crate::domain::OpenId;
 use crate::jobs::outbox::{classify, Failure};
-use crate::referral::notices::{self, CampaignNews, Channel, NoticeTexts, Reach, RewardNews};
+use crate::referral::notices::{self, CampaignNews, Channel, Reach, RewardNews};
 use crate::state::AppState;
 use crate::wechat::allowance::{Allowance, OUT_OF_COUNT, OUT_OF_TIME};
 use crate::wechat::WechatError;
@@ -167,14 +167,7 @@ async fn gather(state: &AppState, openid: &OpenId) -> sqlx::Result<Gathered> {
                 .zip(row.next_name)
                 .map(|(threshold, name)| (threshold - row.total, name)),
             rewards: rewards.remove(&row.campaign_id).unwrap_or_default(),
-            texts: NoticeTexts {
-                credit_text: row.credit_text,
-                reward_text: row.reward_text,
-                template_id: row.template_id,
-                template_fields: row.template_fields,
-                subscribe_template_id: row.subscribe_template_id,
-                subscribe_fields: row.subscribe_fields,
-            },
+            texts: row.texts,
         };
         if item.new_friends > 0 || !item.rewards.is_empty() {
             news.push(item);

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+pub use crate::domain::NoticeTexts;
 use crate::referral::texts::fill;
 use crate::wechat::allowance::Allowance;
 
@@ -35,19 +36,6 @@ pub struct RewardNews {
     pub code: Option<String>,
     /// The tier's code pool was empty: staff will get in touch.
     pub out_of_stock: bool,
-}
-
-/// What the operator set for the campaign's notices.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NoticeTexts {
-    pub credit_text: String,
-    pub reward_text: String,
-    /// Category template (template/send) and its field mapping.
-    pub template_id: Option<String>,
-    pub template_fields: String,
-    /// Subscription notice template (subscribe/bizsend) and its field mapping.
-    pub subscribe_template_id: Option<String>,
-    pub subscribe_fields: String,
 }
 
 /// How the follower can be reached right now.

@@ -115,13 +115,7 @@ impl Simulator {
     pub async fn unfollow(&self, openid: &str) -> Result<PushOutcome, SimError> {
         let push = {
             let st = self.state();
-            let user = st
-                .users
-                .get(openid)
-                .ok_or_else(|| SimError::UnknownUser(openid.to_owned()))?;
-            if !user.following {
-                return Err(SimError::NotFollowing(openid.to_owned()));
-            }
+            following(&st, openid)?;
             self.event_push(st.now(), openid, "unsubscribe", String::new())
         };
         let outcome = self.deliver(&push).await?;
@@ -144,13 +138,7 @@ impl Simulator {
     pub async fn send_text(&self, openid: &str, content: &str) -> Result<PushOutcome, SimError> {
         let push = {
             let st = self.state();
-            let user = st
-                .users
-                .get(openid)
-                .ok_or_else(|| SimError::UnknownUser(openid.to_owned()))?;
-            if !user.following {
-                return Err(SimError::NotFollowing(openid.to_owned()));
-            }
+            following(&st, openid)?;
             Push {
                 to_user: self.inner.gh_id.clone(),
                 from_user: openid.to_owned(),
@@ -164,35 +152,17 @@ impl Simulator {
                 subscriptions: Vec::new(),
             }
         };
-        let outcome = self.deliver(&push).await?;
-        if outcome.status == 200 {
-            if let Some(user) = self.state().users.get_mut(openid) {
-                user.act(Opener::Message, push.create_time);
-            }
-        }
-        Ok(outcome)
+        self.act(push, Opener::Message).await
     }
 
     /// The user (a follower) taps a menu item of type click: `CLICK` with its key.
     pub async fn click(&self, openid: &str, key: &str) -> Result<PushOutcome, SimError> {
         let push = {
             let st = self.state();
-            let user = st
-                .users
-                .get(openid)
-                .ok_or_else(|| SimError::UnknownUser(openid.to_owned()))?;
-            if !user.following {
-                return Err(SimError::NotFollowing(openid.to_owned()));
-            }
+            following(&st, openid)?;
             self.event_push(st.now(), openid, "CLICK", key.to_owned())
         };
-        let outcome = self.deliver(&push).await?;
-        if outcome.status == 200 {
-            if let Some(user) = self.state().users.get_mut(openid) {
-                user.act(Opener::Action, push.create_time);
-            }
-        }
-        Ok(outcome)
+        self.act(push, Opener::Action).await
     }
 
     /// The user answers a subscription prompt on an H5 page (`wx-open-subscribe`, PopupScene
@@ -207,13 +177,7 @@ impl Simulator {
     ) -> Result<PushOutcome, SimError> {
         let push = {
             let st = self.state();
-            let user = st
-                .users
-                .get(openid)
-                .ok_or_else(|| SimError::UnknownUser(openid.to_owned()))?;
-            if !user.following {
-                return Err(SimError::NotFollowing(openid.to_owned()));
-            }
+            following(&st, openid)?;
             let known = |id: &&str| {
                 self.inner
                     .cfg
@@ -316,6 +280,18 @@ impl Simulator {
                     tracing::warn!(openid = %push.from_user, %why, "sandbox: undeliverable passive reply");
                     outcome.reply_error = Some(why);
                 }
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Delivers a push the user made by acting, and counts the action toward their
+    /// customer-service allowance once the callback has taken it.
+    async fn act(&self, push: Push, opener: Opener) -> Result<PushOutcome, SimError> {
+        let outcome = self.deliver(&push).await?;
+        if outcome.status == 200 {
+            if let Some(user) = self.state().users.get_mut(&push.from_user) {
+                user.act(opener, push.create_time);
             }
         }
         Ok(outcome)
@@ -462,4 +438,19 @@ pub(crate) fn xml_fields(xml: &str) -> Result<HashMap<String, String>, String> {
 /// The path below the root: ["xml", "Image", "MediaId"] → "Image/MediaId".
 fn key(path: &[String]) -> String {
     path.get(1..).unwrap_or_default().join("/")
+}
+
+/// The user, who must follow the account to do this.
+fn following<'a>(
+    st: &'a super::state::State,
+    openid: &str,
+) -> Result<&'a super::state::SimUser, SimError> {
+    let user = st
+        .users
+        .get(openid)
+        .ok_or_else(|| SimError::UnknownUser(openid.to_owned()))?;
+    if !user.following {
+        return Err(SimError::NotFollowing(openid.to_owned()));
+    }
+    Ok(user)
 }
