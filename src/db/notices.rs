@@ -356,7 +356,9 @@ pub async fn seen_on_page(pool: &PgPool, openid: &OpenId, campaign_id: i64) -> s
 }
 
 /// Puts waiting notices back in the queue for followers who can be reached again (they wrote,
-/// scanned or clicked, or accepted a subscription). Returns how many.
+/// scanned or clicked, or accepted a subscription). Reads only the waiting notices (a partial
+/// index), each joined to its follower by key: no cost on the push path, and a poll that grows
+/// with the number of notices waiting, not with the ledger. Returns how many.
 pub async fn wake(pool: &PgPool) -> sqlx::Result<u64> {
     sqlx::query(
         "UPDATE outbox o SET status = 'pending', run_after = now(), attempts = 0
