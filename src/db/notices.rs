@@ -175,6 +175,12 @@ pub struct Told<'a> {
 /// acceptance spent, the log, and the job (due again at once if news arrived meanwhile).
 pub async fn told(pool: &PgPool, t: &Told<'_>) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
+    // Rows in the push path's order (the follower, then the leaderboard, then grants, then the
+    // job), so the two never wait on each other in a cycle: a deadlock here would retry a
+    // notice that WeChat already delivered.
+    if t.channel == "custom" {
+        spend_custom(&mut *tx, t.openid).await?;
+    }
     sqlx::query(
         "UPDATE inviter_stats s SET notified_through = GREATEST(s.notified_through, x.through)
          FROM unnest($2::bigint[], $3::bigint[]) AS x(campaign_id, through)
@@ -189,9 +195,6 @@ pub async fn told(pool: &PgPool, t: &Told<'_>) -> sqlx::Result<()> {
         .bind(t.grants)
         .execute(&mut *tx)
         .await?;
-    if t.channel == "custom" {
-        spend_custom(&mut *tx, t.openid).await?;
-    }
     if let Some(template) = t.subscription {
         sqlx::query(
             "UPDATE notice_subscriptions SET spent_at = now()
