@@ -3,7 +3,8 @@
 //! string or form is never looked at. The QR code and poster images are served to the signed-in
 //! follower only.
 
-use actix_session::Session;
+use actix_session::storage::CookieSessionStore;
+use actix_session::{Session, SessionMiddleware};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
@@ -36,12 +37,17 @@ const SESSION_MAX_AGE_SECS: i64 = 30 * 24 * 3600;
 const CODE_USED: i64 = 40163;
 const CODE_INVALID: i64 = 40029;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/invite", web::get().to(page))
-        .route("/invite/oauth", web::get().to(oauth_return))
-        .route("/invite/profile", web::get().to(profile))
-        .route("/invite/qrcode.png", web::get().to(qrcode))
-        .route("/invite/poster.png", web::get().to(poster));
+/// Mounts the follower's pages under `/invite`, with the follower's own session cookie.
+pub fn configure(cfg: &mut web::ServiceConfig, session: SessionMiddleware<CookieSessionStore>) {
+    cfg.service(
+        web::scope("/invite")
+            .wrap(session)
+            .route("", web::get().to(page))
+            .route("/oauth", web::get().to(oauth_return))
+            .route("/profile", web::get().to(profile))
+            .route("/qrcode.png", web::get().to(qrcode))
+            .route("/poster.png", web::get().to(poster)),
+    );
 }
 
 /// The signed-in follower, if the session (which only this server can have written) says so

@@ -291,7 +291,7 @@ async fn forged_or_missing_sessions_reveal_nothing() {
         .await
         .unwrap();
     let set_cookie = back.headers()[SET_COOKIE].to_str().unwrap().to_string();
-    assert!(set_cookie.starts_with("fission="), "{set_cookie}");
+    assert!(set_cookie.starts_with("fission_invite="), "{set_cookie}");
     assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
     assert!(set_cookie.contains("SameSite=Lax"), "{set_cookie}");
     assert!(
@@ -299,7 +299,7 @@ async fn forged_or_missing_sessions_reveal_nothing() {
         "the session is encrypted: {set_cookie}"
     );
     let value = set_cookie
-        .trim_start_matches("fission=")
+        .trim_start_matches("fission_invite=")
         .split(';')
         .next()
         .unwrap()
@@ -311,7 +311,7 @@ async fn forged_or_missing_sessions_reveal_nothing() {
         .unwrap();
     let with_cookie = |cookie: String| {
         bare.get(format!("{}/invite?openid={alice}", app.address))
-            .header(COOKIE, format!("fission={cookie}"))
+            .header(COOKIE, format!("fission_invite={cookie}"))
             .send()
     };
     // The genuine cookie works...

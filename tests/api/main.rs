@@ -29,3 +29,4 @@ mod poster;
 mod sandbox;
 mod sandbox_story;
 mod token;
+mod ux_sessions;

@@ -20,6 +20,8 @@ mod session;
 mod uploads;
 mod users;
 
+use actix_session::storage::CookieSessionStore;
+use actix_session::SessionMiddleware;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ResourceDef, ServiceRequest, ServiceResponse};
 use actix_web::http::{header, Method};
@@ -94,12 +96,13 @@ admin_routes! {
     get  "/export/leaderboard.csv" SessionOrBearer => export::leaderboard_csv;
 }
 
-/// Mounts the dashboard under `/admin`.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// Mounts the dashboard under `/admin`, with the operator's own session cookie.
+pub fn configure(cfg: &mut web::ServiceConfig, session: SessionMiddleware<CookieSessionStore>) {
     cfg.service(
         web::scope("/admin")
             .wrap(from_fn(guard))
             .wrap(from_fn(errors::html_errors))
+            .wrap(session)
             .app_data(web::FormConfig::default().limit(csrf::FORM_LIMIT))
             .configure(register),
     );
