@@ -29,4 +29,5 @@ mod poster;
 mod sandbox;
 mod sandbox_story;
 mod token;
+mod ux_campaigns;
 mod ux_sessions;
