@@ -321,13 +321,22 @@ pub struct LedgerRow {
     pub scene: String,
     pub credited_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    pub campaign_name: String,
+    pub inviter_nickname: Option<String>,
+    pub invitee_nickname: Option<String>,
 }
 
-/// The whole ledger, streamed row by row (never held in memory).
+/// The whole ledger with names, streamed row by row (never held in memory).
 pub fn ledger(pool: &PgPool) -> BoxStream<'_, sqlx::Result<LedgerRow>> {
     sqlx::query_as(
-        "SELECT r.invitee_openid, r.inviter_openid, r.campaign_id, r.scene, r.credited_at, v.revoked_at
-         FROM referrals r LEFT JOIN referral_revocations v ON v.referral_id = r.id
+        "SELECT r.invitee_openid, r.inviter_openid, r.campaign_id, r.scene, r.credited_at,
+                v.revoked_at, c.name AS campaign_name, ui.nickname AS inviter_nickname,
+                ue.nickname AS invitee_nickname
+         FROM referrals r
+         JOIN campaigns c ON c.id = r.campaign_id
+         LEFT JOIN referral_revocations v ON v.referral_id = r.id
+         LEFT JOIN users ui ON ui.openid = r.inviter_openid
+         LEFT JOIN users ue ON ue.openid = r.invitee_openid
          ORDER BY r.id",
     )
     .fetch(pool)

@@ -30,4 +30,5 @@ mod sandbox;
 mod sandbox_story;
 mod token;
 mod ux_campaigns;
+mod ux_exports;
 mod ux_sessions;

@@ -19,6 +19,7 @@ mod poster_preview;
 mod session;
 mod uploads;
 mod users;
+mod workbook;
 
 use actix_session::storage::CookieSessionStore;
 use actix_session::SessionMiddleware;
@@ -94,6 +95,8 @@ admin_routes! {
     post "/outbox/{id}/retry" Session => health::retry;
     get  "/export/referrals.csv" SessionOrBearer => export::referrals_csv;
     get  "/export/leaderboard.csv" SessionOrBearer => export::leaderboard_csv;
+    get  "/export/referrals.xlsx" SessionOrBearer => workbook::referrals;
+    get  "/export/leaderboard.xlsx" SessionOrBearer => workbook::leaderboard;
 }
 
 /// Mounts the dashboard under `/admin`, with the operator's own session cookie.
