@@ -30,5 +30,6 @@ mod sandbox;
 mod sandbox_story;
 mod token;
 mod ux_campaigns;
+mod ux_codes;
 mod ux_exports;
 mod ux_sessions;

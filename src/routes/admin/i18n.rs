@@ -54,6 +54,21 @@ impl Msg {
     }
 }
 
+/// Codes Fission stores (events, outcomes, channels, job states) as a person reads them. `kind`
+/// is the family (`event`, `outcome`, `channel`, `result`, `job`, `status`); the entry is
+/// `code.{kind}.{raw}`. A code without one shows as it is; a message result that is a WeChat
+/// errcode reads "refused (errcode)".
+pub fn code(lang: Lang, kind: &str, raw: &str) -> String {
+    if kind == "result" && !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()) {
+        return format!("{} ({raw})", Msg::get(lang, "code.result.refused"));
+    }
+    let key = format!("code.{kind}.{raw}");
+    match Msg::get(lang, &key) {
+        "??" => raw.to_string(),
+        text => text.to_string(),
+    }
+}
+
 /// Sorted by key (binary search; a test keeps it sorted).
 const MESSAGES: &[(&str, &str, &str)] = &[
     ("board.all_campaigns", "全部活动（累计）", "All campaigns (all-time)"),
@@ -163,6 +178,56 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("chart.retained", "7 天后仍关注", "Still following at 7 days"),
     ("chart.scans", "扫码", "Scans"),
     ("chart.tier", "达到奖励", "Reached a tier"),
+    ("code.channel.custom", "客服消息", "Customer-service message"),
+    ("code.channel.none", "暂无可用渠道", "No channel open"),
+    ("code.channel.subscription", "订阅通知", "Subscription notice"),
+    ("code.channel.template", "模板消息", "Template message"),
+    ("code.channel.waiting", "等待用户互动", "Waiting for the follower"),
+    ("code.event.CLICK", "点击菜单", "Menu click"),
+    ("code.event.LOCATION", "上报位置", "Location report"),
+    ("code.event.SCAN", "扫码（已关注）", "Scan (already following)"),
+    ("code.event.TEMPLATESENDJOBFINISH", "模板消息送达回执", "Template message receipt"),
+    ("code.event.VIEW", "打开菜单链接", "Menu link opened"),
+    ("code.event.event", "事件", "Event"),
+    ("code.event.image", "图片消息", "Image message"),
+    ("code.event.link", "链接消息", "Link message"),
+    ("code.event.location", "位置消息", "Location message"),
+    ("code.event.shortvideo", "小视频消息", "Short video message"),
+    ("code.event.subscribe", "关注", "Follow"),
+    ("code.event.subscribe_msg_change_event", "订阅通知设置变更", "Subscription settings changed"),
+    ("code.event.subscribe_msg_popup_event", "订阅通知弹窗选择", "Subscription prompt answered"),
+    ("code.event.subscribe_msg_sent_event", "订阅通知送达回执", "Subscription notice receipt"),
+    ("code.event.text", "文字消息", "Text message"),
+    ("code.event.unsubscribe", "取消关注", "Unfollow"),
+    ("code.event.video", "视频消息", "Video message"),
+    ("code.event.voice", "语音消息", "Voice message"),
+    ("code.job.message", "消息", "Message"),
+    ("code.job.notice", "邀请进展通知", "Invitation notice"),
+    ("code.job.poster", "海报", "Poster"),
+    ("code.outcome.already_credited", "已计过邀请", "Already credited"),
+    ("code.outcome.channel_follow", "渠道码关注", "Channel code follow"),
+    ("code.outcome.credited", "邀请成功", "Credited"),
+    ("code.outcome.duplicate", "重复推送（已忽略）", "Duplicate (ignored)"),
+    ("code.outcome.followed", "关注", "Followed"),
+    ("code.outcome.interaction", "互动", "Interaction"),
+    ("code.outcome.no_campaign", "没有进行中的活动", "No campaign running"),
+    ("code.outcome.not_new", "不是新关注", "Not a new follower"),
+    ("code.outcome.poster", "索取海报", "Poster requested"),
+    ("code.outcome.recorded", "已记录", "Recorded"),
+    ("code.outcome.revoked", "邀请已撤销", "Credit revoked"),
+    ("code.outcome.scan", "扫码", "Scan"),
+    ("code.outcome.self_invite", "扫了自己的码", "Own code"),
+    ("code.outcome.subscriptions", "订阅通知选择", "Subscription choice"),
+    ("code.outcome.unknown_scene", "未知二维码", "Unknown code"),
+    ("code.outcome.unsubscribed", "取消关注", "Unfollowed"),
+    ("code.result.failed", "失败", "Failed"),
+    ("code.result.refused", "被微信拒绝", "Refused by WeChat"),
+    ("code.result.sent", "已发送", "Sent"),
+    ("code.result.waiting", "等待中", "Waiting"),
+    ("code.status.failed", "失败", "Failed"),
+    ("code.status.pending", "待处理", "Pending"),
+    ("code.status.sent", "已完成", "Done"),
+    ("code.status.waiting", "等待中", "Waiting"),
     ("common.days", "天", "days"),
     ("common.edit", "编辑", "Edit"),
     ("common.minutes", "分钟", "min"),
@@ -369,5 +434,85 @@ mod tests {
             }
         }
         assert!(checked > 100, "only {checked} keys found");
+    }
+
+    #[test]
+    fn every_stored_code_has_words() {
+        use crate::db::outbox::{JobKind, JobStatus};
+        use crate::domain::Outcome;
+        let outcomes = [
+            Outcome::Duplicate,
+            Outcome::Credited,
+            Outcome::AlreadyCredited,
+            Outcome::ChannelFollow,
+            Outcome::UnknownScene,
+            Outcome::SelfInvite,
+            Outcome::NotNew,
+            Outcome::NoCampaign,
+            Outcome::Followed,
+            Outcome::Scan,
+            Outcome::Unsubscribed,
+            Outcome::Revoked,
+            Outcome::Poster,
+            Outcome::Interaction,
+            Outcome::Subscriptions,
+            Outcome::Recorded,
+        ];
+        // A new outcome fails to compile here until it is listed above.
+        for o in outcomes {
+            match o {
+                Outcome::Duplicate
+                | Outcome::Credited
+                | Outcome::AlreadyCredited
+                | Outcome::ChannelFollow
+                | Outcome::UnknownScene
+                | Outcome::SelfInvite
+                | Outcome::NotNew
+                | Outcome::NoCampaign
+                | Outcome::Followed
+                | Outcome::Scan
+                | Outcome::Unsubscribed
+                | Outcome::Revoked
+                | Outcome::Poster
+                | Outcome::Interaction
+                | Outcome::Subscriptions
+                | Outcome::Recorded => {}
+            }
+        }
+        let mut codes: Vec<(&str, &str)> =
+            outcomes.iter().map(|o| ("outcome", o.as_str())).collect();
+        for kind in [JobKind::Message, JobKind::Poster, JobKind::Notice] {
+            codes.push(("job", kind.as_str()));
+        }
+        for status in [
+            JobStatus::Pending,
+            JobStatus::Waiting,
+            JobStatus::Sent,
+            JobStatus::Failed,
+        ] {
+            codes.push(("status", status.as_str()));
+        }
+        for channel in ["custom", "subscription", "template", "waiting", "none"] {
+            codes.push(("channel", channel));
+        }
+        for event in [
+            "subscribe",
+            "unsubscribe",
+            "SCAN",
+            "CLICK",
+            "VIEW",
+            "text",
+            "event",
+        ] {
+            codes.push(("event", event));
+        }
+        for (kind, raw) in codes {
+            for lang in [Lang::Zh, Lang::En] {
+                assert_ne!(code(lang, kind, raw), raw, "no words for {kind} {raw}");
+            }
+        }
+        assert_eq!(code(Lang::Zh, "result", "45047"), "被微信拒绝 (45047)");
+        assert_eq!(code(Lang::En, "result", "sent"), "Sent");
+        assert_eq!(code(Lang::En, "event", "NEW_EVENT"), "NEW_EVENT");
     }
 }
