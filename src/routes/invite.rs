@@ -21,7 +21,7 @@ use crate::db;
 use crate::domain::OpenId;
 use crate::error::AppError;
 use crate::poster::personal;
-use crate::referral::progress::{self, Progress};
+use crate::referral::progress::{self, Progress, WayUp};
 use crate::referral::{self, codes, texts};
 use crate::state::AppState;
 use crate::wechat::jsapi::JsConfig;
@@ -418,9 +418,28 @@ struct CampaignView {
     friends: Vec<FriendView>,
     /// Friends who joined since the follower last looked (or was told).
     new_friends: i64,
+    rank: Option<i64>,
+    way_up: Option<WayUp>,
+    /// The leaderboard's top: (rank, masked name, invites, is the follower).
+    top: Vec<TopView>,
+}
+
+struct TopView {
+    rank: i64,
+    name: String,
+    invites: i32,
+    me: bool,
 }
 
 impl CampaignView {
+    /// The place above the follower's and the invites that take it.
+    fn next_place(&self) -> Option<(i64, i32)> {
+        match self.way_up {
+            Some(WayUp::Place { place, more }) => Some((place, more)),
+            _ => None,
+        }
+    }
+
     /// Marks the newest `fresh` counted friends as new.
     fn mark_new(&mut self, fresh: i64) {
         self.new_friends = fresh;
@@ -519,6 +538,18 @@ impl From<Progress> for CampaignView {
                 })
                 .collect(),
             new_friends: 0,
+            rank: p.rank,
+            way_up: p.way_up,
+            top: p
+                .top
+                .into_iter()
+                .map(|r| TopView {
+                    rank: r.rank,
+                    me: Some(r.rank) == p.rank,
+                    name: texts::mask_name(r.nickname.as_deref().unwrap_or("")),
+                    invites: r.invites,
+                })
+                .collect(),
         }
     }
 }

@@ -32,4 +32,5 @@ mod token;
 mod ux_campaigns;
 mod ux_codes;
 mod ux_exports;
+mod ux_invite_rank;
 mod ux_sessions;
