@@ -34,3 +34,4 @@ mod ux_codes;
 mod ux_exports;
 mod ux_invite_rank;
 mod ux_sessions;
+mod ux_welcome;

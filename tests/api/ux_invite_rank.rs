@@ -22,9 +22,7 @@ async fn seed_board(app: &TestApp) {
             .unwrap();
         for i in 0..*friends {
             let friend = openid(&format!("rankf{n}x"), i);
-            let pushed = app
-                .subscribe(&friend, Some(scene), now + n as i64)
-                .await;
+            let pushed = app.subscribe(&friend, Some(scene), now + n as i64).await;
             assert_eq!(pushed.status(), 200);
         }
     }
