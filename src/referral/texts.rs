@@ -63,6 +63,22 @@ pub fn inviter_phrase(nickname: Option<&str>) -> String {
     }
 }
 
+/// Does `text` ask for shares to Moments or groups (or likes collected there)? WeChat's
+/// operating rules count rewarding that as induced sharing (诱导分享) and penalise the account;
+/// inviting friends to follow is the safe side. The campaign form warns, it does not refuse:
+/// "不要发朋友圈" would match too, and the operator knows their wording.
+pub fn asks_for_moments_shares(text: &str) -> bool {
+    const SHARES: [&str; 6] = [
+        "朋友圈",
+        "集赞",
+        "转发到群",
+        "分享到群",
+        "转发至群",
+        "分享至群",
+    ];
+    SHARES.iter().any(|w| text.contains(w))
+}
+
 /// A nickname as others may see it: first and last character, the middle starred ("张*三").
 pub fn mask_name(name: &str) -> String {
     let chars: Vec<char> = name.chars().collect();
@@ -77,6 +93,14 @@ pub fn mask_name(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn moments_and_group_shares_are_recognised() {
+        assert!(asks_for_moments_shares("分享到朋友圈即可领取奖品"));
+        assert!(asks_for_moments_shares("集赞 30 个送礼品"));
+        assert!(asks_for_moments_shares("转发到群里就能抽奖"));
+        assert!(!asks_for_moments_shares("邀请好友扫码关注，满 3 位送贴纸"));
+    }
 
     #[test]
     fn spaces_around_a_placeholder_do_not_show_in_chinese() {

@@ -33,5 +33,6 @@ mod ux_campaigns;
 mod ux_codes;
 mod ux_exports;
 mod ux_invite_rank;
+mod ux_safe_texts;
 mod ux_sessions;
 mod ux_welcome;

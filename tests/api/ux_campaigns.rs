@@ -3,7 +3,7 @@
 
 use crate::admin_pages::signed_in;
 
-fn campaign_form<'a>(
+pub fn campaign_form<'a>(
     csrf: &'a str,
     name: &'a str,
     starts: &'a str,

@@ -11,6 +11,7 @@ use crate::db::campaign_edit::{CampaignInput, TierInput};
 use crate::db::campaigns::CampaignTerms;
 use crate::db::campaigns::{Campaign, Tier};
 use crate::referral::notices::{self, MappingError};
+use crate::referral::texts;
 
 /// Blank tier rows offered for new tiers.
 const BLANK_TIERS: usize = 2;
@@ -60,6 +61,34 @@ pub struct CampaignForm {
     pub subscribe_fields: String,
     pub layout: LayoutFields,
     pub tiers: Vec<TierRow>,
+}
+
+impl CampaignForm {
+    /// The fields whose text asks for Moments or group shares (the form warns about them: with
+    /// rewards attached, WeChat counts that as induced sharing).
+    pub fn induced_sharing(&self) -> Vec<&'static str> {
+        let texts = [
+            ("campaign.name", self.name.as_str()),
+            ("campaign.welcome_text", self.welcome_text.as_str()),
+            ("campaign.credit_text", self.credit_text.as_str()),
+            ("campaign.reward_text", self.reward_text.as_str()),
+            ("campaign.rules", self.rules.as_str()),
+            ("campaign.fields", self.template_fields.as_str()),
+        ];
+        let mut fields: Vec<&'static str> = texts
+            .into_iter()
+            .filter(|(_, text)| texts::asks_for_moments_shares(text))
+            .map(|(field, _)| field)
+            .collect();
+        if self
+            .tiers
+            .iter()
+            .any(|t| texts::asks_for_moments_shares(&t.name))
+        {
+            fields.push("campaign.tiers");
+        }
+        fields
+    }
 }
 
 /// Field name → message key of what is wrong with it (`tier_N` for tier row N).

@@ -103,6 +103,7 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("campaign.fields", "模板字段", "Template fields"),
     ("campaign.fields_hint", "每行一个：关键词=内容，关键词须与模板一致（如 thing1、number2、time3）。可用占位符：", "One per line: keyword=value, with the template's keywords (thing1, number2, time3 …). Placeholders:"),
     ("campaign.granted", "已发放", "granted"),
+    ("campaign.induced_sharing", "注意：微信禁止以奖励诱导用户分享到朋友圈或群（诱导分享），违规的公众号会被限制功能甚至封号。请改为邀请好友关注的说法。涉及的内容：", "Careful: WeChat forbids rewarding people for sharing to Moments or groups (induced sharing) and restricts or bans accounts that do. Word it as inviting friends to follow instead. Found in: "),
     ("campaign.layout_hint", "单位为背景图像素，原点在左上角。", "In background pixels, from the top-left corner."),
     ("campaign.messages", "消息文案", "Messages"),
     ("campaign.name", "活动名称", "Name"),
