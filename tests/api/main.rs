@@ -31,6 +31,7 @@ mod sandbox_story;
 mod token;
 mod ux_campaigns;
 mod ux_codes;
+mod ux_dashboard_phone;
 mod ux_exports;
 mod ux_invite_rank;
 mod ux_safe_texts;

@@ -13,8 +13,10 @@ use crate::db::campaigns::{Campaign, Tier};
 use crate::referral::notices::{self, MappingError};
 use crate::referral::texts;
 
-/// Blank tier rows offered for new tiers.
+/// Blank tier rows offered for new tiers: at least this many…
 const BLANK_TIERS: usize = 2;
+/// …and rows enough that a campaign's usual tiers fit in one go.
+const MIN_TIER_ROWS: usize = 5;
 
 /// The placeholders each message text may use (filled in by `push::apply`).
 pub const WELCOME_KEYS: &[&str] = &["inviter"];
@@ -126,7 +128,8 @@ impl CampaignForm {
                 uses_codes: t.uses_codes,
             })
             .collect();
-        rows.extend((0..BLANK_TIERS).map(|_| TierRow::default()));
+        let blank = BLANK_TIERS.max(MIN_TIER_ROWS.saturating_sub(rows.len()));
+        rows.extend((0..blank).map(|_| TierRow::default()));
         CampaignForm {
             name: c.name.clone(),
             starts_at: input_time(&c.starts_at),
