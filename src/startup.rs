@@ -246,6 +246,10 @@ fn sandbox(settings: &mut Settings, local_base: &str, public_url: &str) -> Simul
         .to_ascii_lowercase();
     settings.avatar_hosts.push(own_host);
     settings.avatar_allow_private = true;
+    let account_name = settings
+        .account_name
+        .get_or_insert_with(|| "Fission 测试号".to_string())
+        .clone();
     let wechat = &mut settings.wechat;
     for (base, default) in [
         (&mut wechat.api_base, format!("{local_base}/sandbox")),
@@ -267,7 +271,7 @@ fn sandbox(settings: &mut Settings, local_base: &str, public_url: &str) -> Simul
         callback_url: Some(format!("{local_base}/wechat/callback")),
         public_base: format!("{public_url}/sandbox"),
         permanent_quota: 100_000,
-        account_name: "Fission 测试号".to_string(),
+        account_name,
         ..SimConfig::default()
     })
 }

@@ -110,8 +110,23 @@ async fn page(state: web::Data<AppState>, session: Session) -> Result<HttpRespon
         return start_oauth(&state, &session, Scope::Base);
     };
     if !progress::follows(&state, &openid).await? {
+        // The page still helps without its QR code when WeChat cannot issue one just now.
+        let code = referral::channels::follow_first(&state)
+            .await
+            .inspect_err(|e| tracing::warn!(error = %e, "no follow-first code for the invite page"))
+            .ok();
         let page = FollowFirstPage {
             layout: Layout::of(&state),
+            account_name: state
+                .settings
+                .account_name
+                .clone()
+                .unwrap_or_else(|| "本公众号".to_string()),
+            qr: code
+                .as_ref()
+                .and_then(|c| c.image_key.as_ref())
+                .map(|key| format!("/media/{key}")),
+            scan_link: code.filter(|_| state.settings.sandbox).map(|c| c.url),
         };
         return personal_page(&page, StatusCode::OK);
     }
@@ -382,6 +397,11 @@ struct InviteErrorPage {
 #[template(path = "invite_follow.html")]
 struct FollowFirstPage {
     layout: Layout,
+    account_name: String,
+    /// The follow-first channel code's image.
+    qr: Option<String>,
+    /// Sandbox only: the scan page the code encodes.
+    scan_link: Option<String>,
 }
 
 #[derive(Template)]

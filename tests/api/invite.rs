@@ -366,7 +366,15 @@ async fn someone_who_does_not_follow_is_asked_to_follow_first() {
         .await
         .unwrap();
     assert_eq!(image.status(), StatusCode::FORBIDDEN);
-    assert_eq!(wechat.sim.calls("qrcode/create"), 0);
+    // One code was created: the follow-first page's channel code, shared by both visits; none
+    // for the visitor.
+    assert_eq!(wechat.sim.calls("qrcode/create"), 1);
+    let own: i64 = sqlx::query_scalar("SELECT count(*) FROM invite_codes WHERE owner_openid = $1")
+        .bind(&carol)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(own, 0);
 
     // Once they follow (the push arrives), the page is theirs.
     app.subscribe(&carol, None, chrono::Utc::now().timestamp())

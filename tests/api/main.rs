@@ -33,6 +33,7 @@ mod ux_campaigns;
 mod ux_codes;
 mod ux_dashboard_phone;
 mod ux_exports;
+mod ux_follow_first;
 mod ux_invite_rank;
 mod ux_safe_texts;
 mod ux_sessions;
