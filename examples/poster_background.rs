@@ -65,7 +65,7 @@ fn draw(font: &FontArc) -> RgbaImage {
     centered(
         &mut img,
         font,
-        "一起关注 · 赢取好礼",
+        "和好友一起关注",
         46.0,
         318,
         [255, 236, 200, 255],
@@ -76,8 +76,8 @@ fn draw(font: &FontArc) -> RgbaImage {
     centered(&mut img, font, "参与方式", 40.0, 476, [190, 24, 60, 255]);
     let steps = [
         ("1", "长按保存这张海报"),
-        ("2", "分享给微信好友或朋友圈"),
-        ("3", "好友扫码关注，你就获得助力"),
+        ("2", "发给想一起关注的微信好友"),
+        ("3", "好友扫码关注，即为邀请成功"),
     ];
     for (i, (n, text)) in steps.iter().enumerate() {
         let y = 570 + i as i32 * 90;

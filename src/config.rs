@@ -69,6 +69,9 @@ pub struct Settings {
     pub poster_keyword: String,
     /// A menu CLICK with this key gets the sender's poster as the reply.
     pub poster_menu_key: String,
+    /// The official account's name, as the follow-first page shows it (sandbox: the
+    /// simulator's account); unset = "本公众号".
+    pub account_name: Option<String>,
     /// Hosts (`name` or `name:port`) avatars may be fetched from: WeChat's avatar hosts.
     pub avatar_hosts: Vec<String>,
     /// Fetch avatars from private and loopback addresses too (tests' stand-in WeChat only).
@@ -315,6 +318,9 @@ impl Settings {
             poster_font: PathBuf::from(or("FISSION_POSTER_FONT", DEFAULT_POSTER_FONT)),
             poster_keyword: or("FISSION_POSTER_KEYWORD", "海报").trim().to_string(),
             poster_menu_key: or("FISSION_POSTER_MENU_KEY", "MY_POSTER"),
+            account_name: get("FISSION_ACCOUNT_NAME")
+                .map(|n| n.trim().to_string())
+                .filter(|n| !n.is_empty()),
             avatar_hosts: or("FISSION_AVATAR_HOSTS", DEFAULT_AVATAR_HOSTS)
                 .split(',')
                 .map(|h| h.trim().to_ascii_lowercase())

@@ -6,11 +6,8 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_session::config::CookieContentSecurity;
-use actix_session::storage::CookieSessionStore;
-use actix_session::SessionMiddleware;
 use actix_web::body::MessageBody;
-use actix_web::cookie::{Key, SameSite};
+use actix_web::cookie::Key;
 use actix_web::dev::{Server, ServerHandle, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, App, HttpServer};
@@ -60,20 +57,14 @@ impl Application {
 
         let data = web::Data::new(state.clone());
         let sim = simulator.clone();
-        let session_key = session_key(&state.settings);
-        let secure_cookies = public_url.starts_with("https://");
+        let cookies = routes::sessions::Cookies::new(
+            session_key(&state.settings),
+            public_url.starts_with("https://"),
+        );
         let trusted_proxies = web::Data::new(state.settings.trusted_proxies.clone());
         let server = HttpServer::new(move || {
-            let sessions =
-                SessionMiddleware::builder(CookieSessionStore::default(), session_key.clone())
-                    .cookie_name("fission".to_string())
-                    .cookie_http_only(true)
-                    .cookie_secure(secure_cookies)
-                    .cookie_same_site(SameSite::Lax)
-                    .cookie_content_security(CookieContentSecurity::Private)
-                    .build();
+            let cookies = cookies.clone();
             let app = App::new()
-                .wrap(sessions)
                 .wrap(from_fn(routes::security::body_deadline))
                 .wrap(from_fn(routes::security::headers))
                 .wrap(TracingLogger::<RequestSpan>::new())
@@ -81,7 +72,7 @@ impl Application {
                 .app_data(data.clone())
                 .app_data(trusted_proxies.clone())
                 .service(actix_files::Files::new("/static", static_dir()))
-                .configure(routes::configure);
+                .configure(move |cfg| routes::configure(cfg, &cookies));
             match sim.clone() {
                 Some(sim) => {
                     app.service(web::scope("/sandbox").configure(move |cfg| sim.configure(cfg)))
@@ -256,6 +247,10 @@ fn sandbox(settings: &mut Settings, local_base: &str, public_url: &str) -> Simul
         .to_ascii_lowercase();
     settings.avatar_hosts.push(own_host);
     settings.avatar_allow_private = true;
+    let account_name = settings
+        .account_name
+        .get_or_insert_with(|| "Fission 测试号".to_string())
+        .clone();
     let wechat = &mut settings.wechat;
     for (base, default) in [
         (&mut wechat.api_base, format!("{local_base}/sandbox")),
@@ -277,7 +272,7 @@ fn sandbox(settings: &mut Settings, local_base: &str, public_url: &str) -> Simul
         callback_url: Some(format!("{local_base}/wechat/callback")),
         public_base: format!("{public_url}/sandbox"),
         permanent_quota: 100_000,
-        account_name: "Fission 测试号".to_string(),
+        account_name,
         ..SimConfig::default()
     })
 }

@@ -33,8 +33,44 @@ pub enum SaveError {
     DuplicateThreshold,
     #[error("no such campaign")]
     NotFound,
+    /// Another campaign (not the default) runs during part of this one's period.
+    #[error("overlaps campaign {}", .0.name)]
+    Overlaps(Period),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
+}
+
+/// A campaign's name and period, as a refusal names it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Period {
+    pub name: String,
+    pub starts_at: chrono::DateTime<chrono::Utc>,
+    pub ends_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// One campaign at a time: a campaign other than the default may not share any moment with
+/// another one (periods are half-open, no end = open-ended). The default campaign only stands
+/// in when none runs, so it is exempt. The lock makes two concurrent saves see each other.
+async fn overlapping(
+    tx: &mut Tx<'_>,
+    id: Option<i64>,
+    c: &CampaignInput,
+) -> sqlx::Result<Option<Period>> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('fission.campaign_periods'))")
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query_as(
+        "SELECT name, starts_at, ends_at FROM campaigns
+         WHERE NOT is_default AND id IS DISTINCT FROM $1
+           AND NOT EXISTS (SELECT 1 FROM campaigns d WHERE d.id = $1 AND d.is_default)
+           AND tstzrange(starts_at, ends_at) && tstzrange($2, $3)
+         ORDER BY starts_at, id LIMIT 1",
+    )
+    .bind(id)
+    .bind(c.terms.starts_at)
+    .bind(c.terms.ends_at)
+    .fetch_optional(&mut **tx)
+    .await
 }
 
 fn map_unique(e: sqlx::Error) -> SaveError {
@@ -47,6 +83,9 @@ fn map_unique(e: sqlx::Error) -> SaveError {
 
 pub async fn create(pool: &PgPool, c: &CampaignInput) -> Result<i64, SaveError> {
     let mut tx = pool.begin().await?;
+    if let Some(other) = overlapping(&mut tx, None, c).await? {
+        return Err(SaveError::Overlaps(other));
+    }
     let id = write(&mut tx, None, c).await?.ok_or(SaveError::NotFound)?;
     save_tiers(&mut tx, id, &c.tiers, &[]).await?;
     tx.commit().await?;
@@ -61,6 +100,9 @@ pub async fn update(
     removed: &[i64],
 ) -> Result<(), SaveError> {
     let mut tx = pool.begin().await?;
+    if let Some(other) = overlapping(&mut tx, Some(id), c).await? {
+        return Err(SaveError::Overlaps(other));
+    }
     if write(&mut tx, Some(id), c).await?.is_none() {
         return Err(SaveError::NotFound);
     }

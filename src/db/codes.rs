@@ -205,6 +205,14 @@ pub async fn permanent_in_use(pool: &PgPool) -> sqlx::Result<i64> {
         .await
 }
 
+/// The channel called `name`, if there is one.
+pub async fn channel_by_name(db: impl PgExecutor<'_>, name: &str) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar("SELECT id FROM channels WHERE name = $1")
+        .bind(name)
+        .fetch_optional(db)
+        .await
+}
+
 /// Creates a channel; `None` when the name is taken.
 pub async fn create_channel(db: impl PgExecutor<'_>, name: &str) -> sqlx::Result<Option<i64>> {
     sqlx::query_scalar(

@@ -179,6 +179,40 @@ pub async fn leaderboard(
     .await
 }
 
+/// Where an inviter stands in a campaign: their rank (the leaderboard's order) and the invites
+/// of the one right above them, if anyone is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct Standing {
+    pub rank: i64,
+    pub above_invites: Option<i32>,
+}
+
+/// `None` while the inviter has no live credit in the campaign (not on the board).
+pub async fn standing(
+    db: impl PgExecutor<'_>,
+    campaign_id: i64,
+    openid: &str,
+) -> sqlx::Result<Option<Standing>> {
+    sqlx::query_as(
+        "WITH me AS (
+             SELECT invites, reached_at FROM inviter_stats
+             WHERE campaign_id = $1 AND openid = $2 AND invites > 0),
+         ahead AS (
+             SELECT s.invites FROM inviter_stats s, me
+             WHERE s.campaign_id = $1 AND s.invites > 0
+               AND (s.invites > me.invites
+                    OR (s.invites = me.invites AND (s.reached_at < me.reached_at
+                        OR (s.reached_at = me.reached_at AND s.openid < $2)))))
+         SELECT (SELECT count(*) FROM ahead) + 1 AS rank,
+                (SELECT min(invites) FROM ahead) AS above_invites
+         FROM me",
+    )
+    .bind(campaign_id)
+    .bind(openid)
+    .fetch_optional(db)
+    .await
+}
+
 /// One leaderboard row that a rebuild changed: (invites, reached_at) before and after.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct StatsChange {
@@ -321,13 +355,22 @@ pub struct LedgerRow {
     pub scene: String,
     pub credited_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    pub campaign_name: String,
+    pub inviter_nickname: Option<String>,
+    pub invitee_nickname: Option<String>,
 }
 
-/// The whole ledger, streamed row by row (never held in memory).
+/// The whole ledger with names, streamed row by row (never held in memory).
 pub fn ledger(pool: &PgPool) -> BoxStream<'_, sqlx::Result<LedgerRow>> {
     sqlx::query_as(
-        "SELECT r.invitee_openid, r.inviter_openid, r.campaign_id, r.scene, r.credited_at, v.revoked_at
-         FROM referrals r LEFT JOIN referral_revocations v ON v.referral_id = r.id
+        "SELECT r.invitee_openid, r.inviter_openid, r.campaign_id, r.scene, r.credited_at,
+                v.revoked_at, c.name AS campaign_name, ui.nickname AS inviter_nickname,
+                ue.nickname AS invitee_nickname
+         FROM referrals r
+         JOIN campaigns c ON c.id = r.campaign_id
+         LEFT JOIN referral_revocations v ON v.referral_id = r.id
+         LEFT JOIN users ui ON ui.openid = r.inviter_openid
+         LEFT JOIN users ue ON ue.openid = r.invitee_openid
          ORDER BY r.id",
     )
     .fetch(pool)

@@ -18,7 +18,7 @@ use crate::domain::Outcome;
 use crate::domain::{CampaignId, OpenId, Scene};
 use crate::poster::delivery::{self, PosterJob};
 use crate::referral::rules::{CampaignRules, Code, CodeOwner, Follower};
-use crate::referral::texts::fill;
+use crate::referral::texts::{fill, inviter_phrase};
 use crate::wechat::allowance::Allowance;
 
 /// What a batch came to, push by push (in the batch's order).
@@ -121,8 +121,8 @@ async fn write(
     let mut replies = vec![None; pushes.len()];
     for (c, _) in &credited {
         if let Some(rules) = campaign(&campaigns, c.campaign) {
-            let inviter = c.inviter_name.as_deref().unwrap_or("好友");
-            replies[c.push] = Some(fill(&rules.welcome_text, &[("inviter", inviter)]));
+            let inviter = inviter_phrase(c.inviter_name.as_deref());
+            replies[c.push] = Some(fill(&rules.welcome_text, &[("inviter", &inviter)]));
         }
     }
     Ok(Applied {

@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, DurationRound, Utc};
 use super::rules;
 use crate::db;
 use crate::db::campaigns::{Campaign, GrantView};
-use crate::db::referrals::InviteeRow;
+use crate::db::referrals::{InviteeRow, LeaderRow};
 use crate::db::users::Presence;
 use crate::domain::OpenId;
 use crate::services::ServiceError;
@@ -16,6 +16,8 @@ use crate::services::Services;
 
 /// How many invited friends the page lists (the count above it covers all of them).
 const FRIENDS_SHOWN: i64 = 100;
+/// How many of the leaderboard's top the page shows.
+const TOP_SHOWN: i64 = 10;
 
 #[derive(Debug, Clone)]
 pub struct Progress {
@@ -27,6 +29,19 @@ pub struct Progress {
     pub has_tiers: bool,
     pub grants: Vec<GrantView>,
     pub friends: Vec<InviteeRow>,
+    /// The follower's place on the leaderboard; `None` before their first live credit.
+    pub rank: Option<i64>,
+    /// How to move up the leaderboard; `None` at the top.
+    pub way_up: Option<WayUp>,
+    pub top: Vec<LeaderRow>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WayUp {
+    /// Not on the board yet: one live invite puts the follower on it.
+    JoinBoard,
+    /// `more` invites take `place`.
+    Place { place: i64, more: i32 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +72,12 @@ pub async fn of(state: &Services, openid: &OpenId) -> anyhow::Result<Option<Prog
     let grants = db::campaigns::grants_of(pool, openid.as_str(), campaign.id).await?;
     let friends =
         db::referrals::invitees_of(pool, campaign.id, openid.as_str(), FRIENDS_SHOWN).await?;
+    let standing = db::referrals::standing(pool, campaign.id, openid.as_str()).await?;
+    let top = db::referrals::leaderboard(pool, campaign.id, TOP_SHOWN, 0).await?;
     Ok(Some(Progress {
+        rank: standing.map(|s| s.rank),
+        way_up: way_up(invites, standing),
+        top,
         has_tiers: !tiers.is_empty(),
         campaign,
         invites,
@@ -65,6 +85,18 @@ pub async fn of(state: &Services, openid: &OpenId) -> anyhow::Result<Option<Prog
         grants,
         friends,
     }))
+}
+
+/// The place above the follower's takes one more invite than the one there has (a tie goes to
+/// whoever reached the count first, and that is them).
+fn way_up(invites: i32, standing: Option<db::referrals::Standing>) -> Option<WayUp> {
+    match standing {
+        None => Some(WayUp::JoinBoard),
+        Some(s) => s.above_invites.map(|above| WayUp::Place {
+            place: s.rank - 1,
+            more: (above - invites + 1).max(1),
+        }),
+    }
 }
 
 /// The follower is looking at their progress in `campaign`: whatever was waiting to be told
@@ -110,4 +142,36 @@ pub async fn follows(state: &Services, openid: &OpenId) -> Result<bool, ServiceE
     .await?;
     tx.commit().await?;
     Ok(following)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::referrals::Standing;
+
+    #[test]
+    fn the_way_up_is_one_more_than_the_place_above() {
+        assert_eq!(way_up(0, None), Some(WayUp::JoinBoard));
+        let eleventh = Standing {
+            rank: 11,
+            above_invites: Some(3),
+        };
+        assert_eq!(
+            way_up(2, Some(eleventh)),
+            Some(WayUp::Place { place: 10, more: 2 })
+        );
+        let tied = Standing {
+            rank: 3,
+            above_invites: Some(4),
+        };
+        assert_eq!(
+            way_up(4, Some(tied)),
+            Some(WayUp::Place { place: 2, more: 1 })
+        );
+        let first = Standing {
+            rank: 1,
+            above_invites: None,
+        };
+        assert_eq!(way_up(9, Some(first)), None);
+    }
 }

@@ -3,7 +3,8 @@
 //! string or form is never looked at. The QR code and poster images are served to the signed-in
 //! follower only.
 
-use actix_session::Session;
+use actix_session::storage::CookieSessionStore;
+use actix_session::{Session, SessionMiddleware};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
@@ -20,7 +21,7 @@ use crate::db;
 use crate::domain::OpenId;
 use crate::error::AppError;
 use crate::poster::personal;
-use crate::referral::progress::{self, Progress};
+use crate::referral::progress::{self, Progress, WayUp};
 use crate::referral::{self, codes, texts};
 use crate::services::ServiceError;
 use crate::state::AppState;
@@ -41,12 +42,17 @@ const ISSUE_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
 /// The title of the page shown while WeChat cannot issue the follower's code.
 pub const UNAVAILABLE_TITLE: &str = "邀请码暂时生成不了";
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/invite", web::get().to(page))
-        .route("/invite/oauth", web::get().to(oauth_return))
-        .route("/invite/profile", web::get().to(profile))
-        .route("/invite/qrcode.png", web::get().to(qrcode))
-        .route("/invite/poster.png", web::get().to(poster));
+/// Mounts the follower's pages under `/invite`, with the follower's own session cookie.
+pub fn configure(cfg: &mut web::ServiceConfig, session: SessionMiddleware<CookieSessionStore>) {
+    cfg.service(
+        web::scope("/invite")
+            .wrap(session)
+            .route("", web::get().to(page))
+            .route("/oauth", web::get().to(oauth_return))
+            .route("/profile", web::get().to(profile))
+            .route("/qrcode.png", web::get().to(qrcode))
+            .route("/poster.png", web::get().to(poster)),
+    );
 }
 
 /// The signed-in follower, if the session (which only this server can have written) says so
@@ -113,8 +119,23 @@ async fn page(state: web::Data<AppState>, session: Session) -> Result<HttpRespon
         Err(e) => return wechat_unavailable(&state, e),
     };
     if !follows {
+        // The page still helps without its QR code when WeChat cannot issue one just now.
+        let code = referral::channels::follow_first(&state)
+            .await
+            .inspect_err(|e| tracing::warn!(error = %e, "no follow-first code for the invite page"))
+            .ok();
         let page = FollowFirstPage {
             layout: Layout::of(&state),
+            account_name: state
+                .settings
+                .account_name
+                .clone()
+                .unwrap_or_else(|| "本公众号".to_string()),
+            qr: code
+                .as_ref()
+                .and_then(|c| c.image_key.as_ref())
+                .map(|key| format!("/media/{key}")),
+            scan_link: code.filter(|_| state.settings.sandbox).map(|c| c.url),
         };
         return personal_page(&page, StatusCode::OK);
     }
@@ -432,6 +453,11 @@ struct InviteErrorPage {
 #[template(path = "invite_follow.html")]
 struct FollowFirstPage {
     layout: Layout,
+    account_name: String,
+    /// The follow-first channel code's image.
+    qr: Option<String>,
+    /// Sandbox only: the scan page the code encodes.
+    scan_link: Option<String>,
 }
 
 #[derive(Template)]
@@ -468,9 +494,28 @@ struct CampaignView {
     friends: Vec<FriendView>,
     /// Friends who joined since the follower last looked (or was told).
     new_friends: i64,
+    rank: Option<i64>,
+    way_up: Option<WayUp>,
+    /// The leaderboard's top: (rank, masked name, invites, is the follower).
+    top: Vec<TopView>,
+}
+
+struct TopView {
+    rank: i64,
+    name: String,
+    invites: i32,
+    me: bool,
 }
 
 impl CampaignView {
+    /// The place above the follower's and the invites that take it.
+    fn next_place(&self) -> Option<(i64, i32)> {
+        match self.way_up {
+            Some(WayUp::Place { place, more }) => Some((place, more)),
+            _ => None,
+        }
+    }
+
     /// Marks the newest `fresh` counted friends as new.
     fn mark_new(&mut self, fresh: i64) {
         self.new_friends = fresh;
@@ -569,6 +614,18 @@ impl From<Progress> for CampaignView {
                 })
                 .collect(),
             new_friends: 0,
+            rank: p.rank,
+            way_up: p.way_up,
+            top: p
+                .top
+                .into_iter()
+                .map(|r| TopView {
+                    rank: r.rank,
+                    me: Some(r.rank) == p.rank,
+                    name: texts::mask_name(r.nickname.as_deref().unwrap_or("")),
+                    invites: r.invites,
+                })
+                .collect(),
         }
     }
 }

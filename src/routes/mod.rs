@@ -9,6 +9,7 @@ pub mod invite;
 pub mod layout;
 pub mod media;
 pub mod security;
+pub mod sessions;
 
 use actix_web::web;
 use chrono::Utc;
@@ -18,7 +19,7 @@ use crate::db;
 use crate::db::campaigns::Campaign;
 use crate::error::AppError;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut web::ServiceConfig, cookies: &sessions::Cookies) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics))
@@ -27,9 +28,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(callback::verify_url))
                 .route(web::post().to(callback::receive)),
         )
-        .configure(invite::configure)
+        .configure(|cfg| invite::configure(cfg, cookies.follower()))
         .route("/media/{key:.+}", web::get().to(media::serve))
-        .configure(admin::configure)
+        .configure(|cfg| admin::configure(cfg, cookies.operator()))
         .service(
             web::scope("/api/v1")
                 .wrap(actix_web::middleware::from_fn(api::require_bearer))

@@ -17,7 +17,7 @@ pub fn with_admin(deployment: Deployment) -> Deployment {
 pub struct Operator {
     pub base: String,
     pub http: reqwest::Client,
-    /// The `fission=…` cookie, as the browser would hold it.
+    /// The `fission_admin=…` cookie, as the browser would hold it.
     pub cookie: Option<String>,
 }
 
@@ -37,7 +37,7 @@ impl Operator {
         for value in response.headers().get_all(SET_COOKIE) {
             let Ok(value) = value.to_str() else { continue };
             if let Some(pair) = value.split(';').next() {
-                if pair.starts_with("fission=") {
+                if pair.starts_with("fission_admin=") {
                     self.cookie = Some(pair.to_string());
                 }
             }

@@ -135,9 +135,12 @@ async fn a_million_row_ledger_streams_in_flat_memory() {
     let _ = server.kill();
     let _ = server.wait();
     let growth_mb = peak.load(Ordering::Relaxed).saturating_sub(baseline) / 1024;
-    assert_eq!(
-        String::from_utf8(first_line).unwrap(),
-        "invitee_openid,inviter_openid,campaign_id,scene,status,credited_at,revoked_at"
+    let first_line = String::from_utf8(first_line).unwrap();
+    assert!(
+        first_line.starts_with(
+            "\u{feff}invitee_openid,inviter_openid,campaign_id,scene,status,credited_at,revoked_at,"
+        ),
+        "a byte-order mark, then the contract's columns first: {first_line}"
     );
     assert_eq!(lines, ROWS as u64 + 1, "header + one line per referral");
     assert_eq!(revoked, ROWS as u64 / 10);
@@ -184,7 +187,7 @@ async fn the_leaderboard_exports_with_a_session_or_the_token() {
     );
     let text = by_session.text().await.unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines[0], "rank,openid,nickname,invites,reached_at");
+    assert_eq!(lines[0], "\u{feff}rank,openid,nickname,invites,reached_at");
     // A nickname that looks like a formula is defused and quoted.
     assert!(
         lines[1].starts_with(&format!("1,{inviter},\"'=SUM(\"\"A1\"\")\",3,")),

@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::admin_client::{csrf_in, with_admin, Operator};
 use crate::helpers::{openid, Deployment, FakeWechat, TestApp};
 
-async fn signed_in() -> (TestApp, FakeWechat, Operator) {
+pub async fn signed_in() -> (TestApp, FakeWechat, Operator) {
     signed_in_to(|d| d).await
 }
 

@@ -23,11 +23,11 @@ fn session_cookie(values: &[(&str, serde_json::Value)]) -> String {
     let mut jar = CookieJar::new();
     jar.private_mut(&Key::derive_from(SESSION_KEY.as_bytes()))
         .add(Cookie::new(
-            "fission",
+            "fission_invite",
             serde_json::to_string(&state).unwrap(),
         ));
-    let cookie = jar.get("fission").unwrap();
-    format!("fission={}", cookie.value())
+    let cookie = jar.get("fission_invite").unwrap();
+    format!("fission_invite={}", cookie.value())
 }
 
 #[tokio::test]

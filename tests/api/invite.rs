@@ -291,7 +291,7 @@ async fn forged_or_missing_sessions_reveal_nothing() {
         .await
         .unwrap();
     let set_cookie = back.headers()[SET_COOKIE].to_str().unwrap().to_string();
-    assert!(set_cookie.starts_with("fission="), "{set_cookie}");
+    assert!(set_cookie.starts_with("fission_invite="), "{set_cookie}");
     assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
     assert!(set_cookie.contains("SameSite=Lax"), "{set_cookie}");
     assert!(
@@ -299,7 +299,7 @@ async fn forged_or_missing_sessions_reveal_nothing() {
         "the session is encrypted: {set_cookie}"
     );
     let value = set_cookie
-        .trim_start_matches("fission=")
+        .trim_start_matches("fission_invite=")
         .split(';')
         .next()
         .unwrap()
@@ -311,7 +311,7 @@ async fn forged_or_missing_sessions_reveal_nothing() {
         .unwrap();
     let with_cookie = |cookie: String| {
         bare.get(format!("{}/invite?openid={alice}", app.address))
-            .header(COOKIE, format!("fission={cookie}"))
+            .header(COOKIE, format!("fission_invite={cookie}"))
             .send()
     };
     // The genuine cookie works...
@@ -366,7 +366,15 @@ async fn someone_who_does_not_follow_is_asked_to_follow_first() {
         .await
         .unwrap();
     assert_eq!(image.status(), StatusCode::FORBIDDEN);
-    assert_eq!(wechat.sim.calls("qrcode/create"), 0);
+    // One code was created: the follow-first page's channel code, shared by both visits; none
+    // for the visitor.
+    assert_eq!(wechat.sim.calls("qrcode/create"), 1);
+    let own: i64 = sqlx::query_scalar("SELECT count(*) FROM invite_codes WHERE owner_openid = $1")
+        .bind(&carol)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(own, 0);
 
     // Once they follow (the push arrives), the page is theirs.
     app.subscribe(&carol, None, chrono::Utc::now().timestamp())

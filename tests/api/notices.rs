@@ -199,9 +199,9 @@ async fn one_who_sent_a_message_gets_five_customer_service_messages_then_templat
     let mut operator = Operator::new(&app);
     operator.login().await;
     let page = operator.get("/admin/health").await.text().await.unwrap();
-    for (channel, n) in [("custom", custom), ("template", templates.len())] {
+    for (channel, n) in [("客服消息", custom), ("模板消息", templates.len())] {
         let row = format!(
-            "<td>{channel}</td><td><span class=\"pill\">sent</span></td><td class=\"num\">{n}</td><td class=\"num\">{n}</td>"
+            "<td>{channel}</td><td><span class=\"pill\">已发送</span></td><td class=\"num\">{n}</td><td class=\"num\">{n}</td>"
         );
         assert!(page.contains(&row), "{row} not in the health page");
     }

@@ -11,9 +11,12 @@ use crate::db::campaign_edit::{CampaignInput, TierInput};
 use crate::db::campaigns::CampaignTerms;
 use crate::db::campaigns::{Campaign, Tier};
 use crate::referral::notices::{self, MappingError};
+use crate::referral::texts;
 
-/// Blank tier rows offered for new tiers.
+/// Blank tier rows offered for new tiers: at least this many…
 const BLANK_TIERS: usize = 2;
+/// …and rows enough that a campaign's usual tiers fit in one go.
+const MIN_TIER_ROWS: usize = 5;
 
 /// The placeholders each message text may use (filled in by `push::apply`).
 pub const WELCOME_KEYS: &[&str] = &["inviter"];
@@ -62,6 +65,34 @@ pub struct CampaignForm {
     pub tiers: Vec<TierRow>,
 }
 
+impl CampaignForm {
+    /// The fields whose text asks for Moments or group shares (the form warns about them: with
+    /// rewards attached, WeChat counts that as induced sharing).
+    pub fn induced_sharing(&self) -> Vec<&'static str> {
+        let texts = [
+            ("campaign.name", self.name.as_str()),
+            ("campaign.welcome_text", self.welcome_text.as_str()),
+            ("campaign.credit_text", self.credit_text.as_str()),
+            ("campaign.reward_text", self.reward_text.as_str()),
+            ("campaign.rules", self.rules.as_str()),
+            ("campaign.fields", self.template_fields.as_str()),
+        ];
+        let mut fields: Vec<&'static str> = texts
+            .into_iter()
+            .filter(|(_, text)| texts::asks_for_moments_shares(text))
+            .map(|(field, _)| field)
+            .collect();
+        if self
+            .tiers
+            .iter()
+            .any(|t| texts::asks_for_moments_shares(&t.name))
+        {
+            fields.push("campaign.tiers");
+        }
+        fields
+    }
+}
+
 /// Field name → message key of what is wrong with it (`tier_N` for tier row N).
 pub type Errors = BTreeMap<String, &'static str>;
 
@@ -97,7 +128,8 @@ impl CampaignForm {
                 uses_codes: t.uses_codes,
             })
             .collect();
-        rows.extend((0..BLANK_TIERS).map(|_| TierRow::default()));
+        let blank = BLANK_TIERS.max(MIN_TIER_ROWS.saturating_sub(rows.len()));
+        rows.extend((0..blank).map(|_| TierRow::default()));
         CampaignForm {
             name: c.name.clone(),
             starts_at: input_time(&c.starts_at),

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::campaign_form::{CampaignForm, Errors};
 use super::frame::Frame;
 use crate::db;
-use crate::db::campaign_edit::{SaveError, TierSummary};
+use crate::db::campaign_edit::{Period, SaveError, TierSummary};
 use crate::db::campaigns::Campaign;
 use crate::error::AppError;
 use crate::referral;
@@ -43,6 +43,8 @@ struct EditPage {
     tiers: Vec<TierView>,
     background: Option<String>,
     notice: Option<&'static str>,
+    /// The campaign whose period this one's would share, when that refused the save.
+    overlap: Option<Period>,
 }
 
 impl EditPage {
@@ -59,23 +61,30 @@ impl EditPage {
     }
 }
 
-fn status_key(c: &Campaign) -> &'static str {
+/// Where a campaign stands now. `running` is the id of the campaign that runs: a default
+/// campaign within its dates stands by while another runs.
+fn status_key(c: &Campaign, running: Option<i64>) -> &'static str {
     let now = Utc::now();
     if c.starts_at > now {
         "campaign.upcoming"
     } else if c.ends_at.is_some_and(|end| end <= now) {
         "campaign.ended"
+    } else if running.is_some_and(|id| id != c.id) {
+        "campaign.standby"
     } else {
         "campaign.running"
     }
 }
 
 pub async fn list(state: web::Data<AppState>, f: Frame) -> Result<HttpResponse, AppError> {
+    let running = db::campaigns::active_at(&state.pool, Utc::now())
+        .await?
+        .map(|c| c.id);
     let campaigns = db::campaigns::list(&state.pool)
         .await?
         .into_iter()
         .map(|c| {
-            let status = status_key(&c);
+            let status = status_key(&c, running);
             (c, status)
         })
         .collect();
@@ -94,6 +103,18 @@ pub(super) async fn edit_page(
     errors: Errors,
     notice: Option<&'static str>,
 ) -> Result<HttpResponse, AppError> {
+    refused_page(state, f, id, form, (errors, None), notice).await
+}
+
+/// The edit page after a save was refused: the field errors, and the campaign it overlaps.
+async fn refused_page(
+    state: &AppState,
+    f: Frame,
+    id: Option<i64>,
+    form: CampaignForm,
+    (errors, overlap): (Errors, Option<Period>),
+    notice: Option<&'static str>,
+) -> Result<HttpResponse, AppError> {
     let (tiers, background) = match id {
         Some(id) => {
             let mut tiers = Vec::new();
@@ -108,7 +129,7 @@ pub(super) async fn edit_page(
         }
         None => (Vec::new(), None),
     };
-    let failed = !errors.is_empty();
+    let failed = !errors.is_empty() || overlap.is_some();
     let mut response = render(&EditPage {
         layout: Layout::of(state),
         f: f.with_section("campaigns"),
@@ -118,6 +139,7 @@ pub(super) async fn edit_page(
         tiers,
         background,
         notice,
+        overlap,
     })?;
     if failed {
         *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
@@ -187,9 +209,10 @@ fn saved(id: i64) -> HttpResponse {
 }
 
 /// Maps what the database refused onto the form.
-fn save_errors(e: SaveError, form: &CampaignForm) -> Result<Errors, AppError> {
+fn save_errors(e: SaveError, form: &CampaignForm) -> Result<(Errors, Option<Period>), AppError> {
     let mut errors = Errors::new();
     match e {
+        SaveError::Overlaps(other) => return Ok((errors, Some(other))),
         SaveError::TierInUse(id) => {
             let row = form
                 .tiers
@@ -204,7 +227,7 @@ fn save_errors(e: SaveError, form: &CampaignForm) -> Result<Errors, AppError> {
         SaveError::NotFound => return Err(AppError::NotFound("no such campaign".into())),
         SaveError::Db(e) => return Err(e.into()),
     }
-    Ok(errors)
+    Ok((errors, None))
 }
 
 pub async fn create(
@@ -220,8 +243,8 @@ pub async fn create(
     match referral::campaigns::create(&state, &input).await {
         Ok(id) => Ok(saved(id)),
         Err(e) => {
-            let errors = save_errors(e, &form)?;
-            edit_page(&state, f, None, form, errors, None).await
+            let refusal = save_errors(e, &form)?;
+            refused_page(&state, f, None, form, refusal, None).await
         }
     }
 }
@@ -241,8 +264,8 @@ pub async fn update(
     match referral::campaigns::update(&state, id, &input, &removed).await {
         Ok(()) => Ok(saved(id)),
         Err(e) => {
-            let errors = save_errors(e, &form)?;
-            edit_page(&state, f, Some(id), form, errors, None).await
+            let refusal = save_errors(e, &form)?;
+            refused_page(&state, f, Some(id), form, refusal, None).await
         }
     }
 }

@@ -1,6 +1,10 @@
 //! CSV exports, streamed: rows go from the database cursor to the socket in small batches
 //! through a bounded channel, so a million-row ledger never sits in memory. Both live under
 //! `/admin/export/`, where the dashboard's guard admits a session or the bearer token.
+//!
+//! For Excel, which is what growth teams open them with: a UTF-8 byte-order mark first (else
+//! Excel reads 小明 as Latin-1), times in China time (RFC 3339 with `+08:00`), and the
+//! contract's columns first, names after them. `workbook.rs` has the same reports as .xlsx.
 
 use std::fmt::Write as _;
 
@@ -13,14 +17,19 @@ use serde::Deserialize;
 use sqlx::PgPool;
 use tokio::sync::mpsc;
 
+use chrono::{DateTime, Utc};
+
 use crate::db;
 use crate::db::dashboard::BoardLine;
 use crate::db::referrals::LedgerRow;
+use crate::domain::time::china;
 use crate::error::AppError;
 use crate::state::AppState;
 
 const LEDGER_HEADER: &str =
-    "invitee_openid,inviter_openid,campaign_id,scene,status,credited_at,revoked_at\n";
+    "invitee_openid,inviter_openid,campaign_id,scene,status,credited_at,revoked_at,\
+     campaign_name,inviter_nickname,invitee_nickname\n";
+const BOM: &str = "\u{feff}";
 const BOARD_HEADER: &str = "rank,openid,nickname,invites,reached_at\n";
 const FLUSH_AT: usize = 32 * 1024;
 
@@ -39,7 +48,7 @@ where
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(8);
     tokio::spawn(async move {
         let mut rows = rows(&pool);
-        let mut buf = String::from(header);
+        let mut buf = format!("{BOM}{header}");
         while let Some(row) = rows.next().await {
             match row {
                 Ok(row) => line(&mut buf, &row),
@@ -84,7 +93,7 @@ pub async fn referrals_csv(state: web::Data<AppState>) -> Result<HttpResponse, A
 
 #[derive(Deserialize)]
 pub struct BoardQuery {
-    campaign: Option<String>,
+    pub(super) campaign: Option<String>,
 }
 
 /// The leaderboard of `?campaign=ID` (or `all`; default: the campaign running now).
@@ -108,18 +117,21 @@ fn ledger_line(buf: &mut String, row: &LedgerRow) {
     } else {
         "credited"
     };
-    let revoked = row.revoked_at.map(|t| t.to_rfc3339()).unwrap_or_default();
+    let revoked = row.revoked_at.map(china_rfc3339).unwrap_or_default();
     // Writing to a String cannot fail.
     let _ = writeln!(
         buf,
-        "{},{},{},{},{},{},{}",
+        "{},{},{},{},{},{},{},{},{},{}",
         csv_field(&row.invitee_openid),
         csv_field(&row.inviter_openid),
         row.campaign_id,
         csv_field(&row.scene),
         status,
-        row.credited_at.to_rfc3339(),
-        revoked
+        china_rfc3339(row.credited_at),
+        revoked,
+        csv_field(&row.campaign_name),
+        csv_field(row.inviter_nickname.as_deref().unwrap_or("")),
+        csv_field(row.invitee_nickname.as_deref().unwrap_or("")),
     );
 }
 
@@ -131,8 +143,13 @@ fn board_line(buf: &mut String, row: &BoardLine) {
         csv_field(&row.openid),
         csv_field(row.nickname.as_deref().unwrap_or("")),
         row.invites,
-        row.reached_at.to_rfc3339()
+        china_rfc3339(row.reached_at)
     );
+}
+
+/// A moment as RFC 3339 in China time, as the dashboard shows it.
+fn china_rfc3339(t: DateTime<Utc>) -> String {
+    t.with_timezone(&china()).to_rfc3339()
 }
 
 /// Quotes a field when it holds a separator (`,`, `;` or a tab), a quote or a line break (RFC

@@ -30,6 +30,11 @@ impl Frame {
         Msg::get(self.lang, key)
     }
 
+    /// A stored code (`kind`: event, outcome, channel, result, job, status) in words.
+    pub fn code(&self, kind: &str, raw: &str) -> String {
+        super::i18n::code(self.lang, kind, raw)
+    }
+
     pub fn with_section(mut self, section: &'static str) -> Frame {
         self.section = section;
         self

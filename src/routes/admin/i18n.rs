@@ -54,6 +54,21 @@ impl Msg {
     }
 }
 
+/// Codes Fission stores (events, outcomes, channels, job states) as a person reads them. `kind`
+/// is the family (`event`, `outcome`, `channel`, `result`, `job`, `status`); the entry is
+/// `code.{kind}.{raw}`. A code without one shows as it is; a message result that is a WeChat
+/// errcode reads "refused (errcode)".
+pub fn code(lang: Lang, kind: &str, raw: &str) -> String {
+    if kind == "result" && !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()) {
+        return format!("{} ({raw})", Msg::get(lang, "code.result.refused"));
+    }
+    let key = format!("code.{kind}.{raw}");
+    match Msg::get(lang, &key) {
+        "??" => raw.to_string(),
+        text => text.to_string(),
+    }
+}
+
 /// Sorted by key (binary search; a test keeps it sorted).
 const MESSAGES: &[(&str, &str, &str)] = &[
     ("board.all_campaigns", "全部活动（累计）", "All campaigns (all-time)"),
@@ -88,6 +103,7 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("campaign.fields", "模板字段", "Template fields"),
     ("campaign.fields_hint", "每行一个：关键词=内容，关键词须与模板一致（如 thing1、number2、time3）。可用占位符：", "One per line: keyword=value, with the template's keywords (thing1, number2, time3 …). Placeholders:"),
     ("campaign.granted", "已发放", "granted"),
+    ("campaign.induced_sharing", "注意：微信禁止以奖励诱导用户分享到朋友圈或群（诱导分享），违规的公众号会被限制功能甚至封号。请改为邀请好友关注的说法。涉及的内容：", "Careful: WeChat forbids rewarding people for sharing to Moments or groups (induced sharing) and restricts or bans accounts that do. Word it as inviting friends to follow instead. Found in: "),
     ("campaign.layout_hint", "单位为背景图像素，原点在左上角。", "In background pixels, from the top-left corner."),
     ("campaign.messages", "消息文案", "Messages"),
     ("campaign.name", "活动名称", "Name"),
@@ -100,6 +116,7 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("campaign.no_tiers", "还没有奖励档位。", "No reward tiers yet."),
     ("campaign.notices", "通知邀请人", "Telling inviters"),
     ("campaign.notices_hint", "微信自 2023 年起限制客服消息：用户发消息后 48 小时内 5 条，关注、扫码或点菜单后 1 分钟内 3 条。Fission 把同一位邀请人待通知的好友合并成一条，额度用完后依次改用订阅通知、模板消息，都不可用时等用户下次互动（邀请页始终显示最新进展）。", "Since 2023 WeChat limits customer-service messages: 5 within 48 hours after the follower writes, 3 within a minute after a follow, scan or menu click. Fission merges everything waiting for one inviter into one message; once the allowance is spent it uses a subscription notice, then the template message, and otherwise waits for the follower's next action (the invite page always shows the latest)."),
+    ("campaign.one_at_a_time", "同一时间只能进行一个活动，时间重叠的活动无法保存。默认活动只在没有其他活动进行时生效。", "One campaign runs at a time: a campaign whose period overlaps another's cannot be saved. The default campaign only runs while no other campaign does."),
     ("campaign.poster", "海报", "Poster"),
     ("campaign.poster_layout", "海报布局", "Poster layout"),
     ("campaign.poster_preview", "海报预览", "Poster preview"),
@@ -117,6 +134,7 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("campaign.save_first", "保存活动后可上传海报背景和兑换码。", "Save the campaign to upload a poster background and reward codes."),
     ("campaign.saved", "已保存。", "Saved."),
     ("campaign.size", "大小", "Size"),
+    ("campaign.standby", "待命（其他活动进行中）", "Standing by (another campaign runs)"),
     ("campaign.starts_at", "开始时间", "Starts"),
     ("campaign.stock", "剩余兑换码", "Codes left"),
     ("campaign.subscribe_template_hint", "邀请页会请用户订阅「好友助力时通知我」，每次同意可发一条。", "The invite page asks followers to subscribe (\"tell me when friends join\"); each acceptance allows one notice."),
@@ -161,6 +179,56 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("chart.retained", "7 天后仍关注", "Still following at 7 days"),
     ("chart.scans", "扫码", "Scans"),
     ("chart.tier", "达到奖励", "Reached a tier"),
+    ("code.channel.custom", "客服消息", "Customer-service message"),
+    ("code.channel.none", "暂无可用渠道", "No channel open"),
+    ("code.channel.subscription", "订阅通知", "Subscription notice"),
+    ("code.channel.template", "模板消息", "Template message"),
+    ("code.channel.waiting", "等待用户互动", "Waiting for the follower"),
+    ("code.event.CLICK", "点击菜单", "Menu click"),
+    ("code.event.LOCATION", "上报位置", "Location report"),
+    ("code.event.SCAN", "扫码（已关注）", "Scan (already following)"),
+    ("code.event.TEMPLATESENDJOBFINISH", "模板消息送达回执", "Template message receipt"),
+    ("code.event.VIEW", "打开菜单链接", "Menu link opened"),
+    ("code.event.event", "事件", "Event"),
+    ("code.event.image", "图片消息", "Image message"),
+    ("code.event.link", "链接消息", "Link message"),
+    ("code.event.location", "位置消息", "Location message"),
+    ("code.event.shortvideo", "小视频消息", "Short video message"),
+    ("code.event.subscribe", "关注", "Follow"),
+    ("code.event.subscribe_msg_change_event", "订阅通知设置变更", "Subscription settings changed"),
+    ("code.event.subscribe_msg_popup_event", "订阅通知弹窗选择", "Subscription prompt answered"),
+    ("code.event.subscribe_msg_sent_event", "订阅通知送达回执", "Subscription notice receipt"),
+    ("code.event.text", "文字消息", "Text message"),
+    ("code.event.unsubscribe", "取消关注", "Unfollow"),
+    ("code.event.video", "视频消息", "Video message"),
+    ("code.event.voice", "语音消息", "Voice message"),
+    ("code.job.message", "消息", "Message"),
+    ("code.job.notice", "邀请进展通知", "Invitation notice"),
+    ("code.job.poster", "海报", "Poster"),
+    ("code.outcome.already_credited", "已计过邀请", "Already credited"),
+    ("code.outcome.channel_follow", "渠道码关注", "Channel code follow"),
+    ("code.outcome.credited", "邀请成功", "Credited"),
+    ("code.outcome.duplicate", "重复推送（已忽略）", "Duplicate (ignored)"),
+    ("code.outcome.followed", "关注", "Followed"),
+    ("code.outcome.interaction", "互动", "Interaction"),
+    ("code.outcome.no_campaign", "没有进行中的活动", "No campaign running"),
+    ("code.outcome.not_new", "不是新关注", "Not a new follower"),
+    ("code.outcome.poster", "索取海报", "Poster requested"),
+    ("code.outcome.recorded", "已记录", "Recorded"),
+    ("code.outcome.revoked", "邀请已撤销", "Credit revoked"),
+    ("code.outcome.scan", "扫码", "Scan"),
+    ("code.outcome.self_invite", "扫了自己的码", "Own code"),
+    ("code.outcome.subscriptions", "订阅通知选择", "Subscription choice"),
+    ("code.outcome.unknown_scene", "未知二维码", "Unknown code"),
+    ("code.outcome.unsubscribed", "取消关注", "Unfollowed"),
+    ("code.result.failed", "失败", "Failed"),
+    ("code.result.refused", "被微信拒绝", "Refused by WeChat"),
+    ("code.result.sent", "已发送", "Sent"),
+    ("code.result.waiting", "等待中", "Waiting"),
+    ("code.status.failed", "失败", "Failed"),
+    ("code.status.pending", "待处理", "Pending"),
+    ("code.status.sent", "已完成", "Done"),
+    ("code.status.waiting", "等待中", "Waiting"),
     ("common.days", "天", "days"),
     ("common.edit", "编辑", "Edit"),
     ("common.minutes", "分钟", "min"),
@@ -180,6 +248,8 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("form.has_errors", "有内容需要修改，见下方标出的字段。", "Some fields need changes; see below."),
     ("form.layout_invalid", "位置和大小须为合理的整数像素值", "Positions and sizes must be whole pixels in range"),
     ("form.name_invalid", "请填写 1–64 个字符的名称", "Enter a name of 1 to 64 characters"),
+    ("form.overlap", "时间与活动", "The period overlaps the campaign"),
+    ("form.overlap_fix", "重叠：同一时间只能进行一个活动。请调整时间，或先修改那个活动的时间。", "; one campaign runs at a time. Change the dates, or first change that campaign's."),
     ("form.rules_too_long", "规则最多 5000 字", "Rules are at most 5000 characters"),
     ("form.template_invalid", "模板 ID 只含字母、数字、_ 和 -", "A template id has only letters, digits, _ and -"),
     ("form.text_empty", "请填写文案", "Enter a text"),
@@ -257,8 +327,8 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("ph.code", "兑换码（如有）", "the reward code, if any"),
     ("ph.count", "已邀请人数", "invites so far"),
     ("ph.friends", "本次通知的新好友数", "new friends in this notice"),
-    ("ph.invitee", "新粉丝昵称", "the new follower's nickname"),
-    ("ph.inviter", "邀请人昵称", "the inviter's nickname"),
+    ("ph.invitee", "新好友：昵称，或“一位新朋友”“小红等 3 位好友”", "the new friends: a nickname, or 一位新朋友 (a new friend), 小红等 3 位好友 (小红 and 2 more)"),
+    ("ph.inviter", "邀请人：“你的好友小明”，未授权昵称时为“一位好友”（整句可直接用，不必加空格）", "the inviter: 你的好友小明 (your friend 小明), or 一位好友 (a friend) while they have not shared their nickname; a whole phrase, no spaces needed"),
     ("ph.next", "距下一档奖励的提示", "how far to the next reward"),
     ("ph.reward", "奖励名称", "the reward's name"),
     ("ph.time", "发送时间", "time sent"),
@@ -365,5 +435,85 @@ mod tests {
             }
         }
         assert!(checked > 100, "only {checked} keys found");
+    }
+
+    #[test]
+    fn every_stored_code_has_words() {
+        use crate::db::outbox::{JobKind, JobStatus};
+        use crate::domain::Outcome;
+        let outcomes = [
+            Outcome::Duplicate,
+            Outcome::Credited,
+            Outcome::AlreadyCredited,
+            Outcome::ChannelFollow,
+            Outcome::UnknownScene,
+            Outcome::SelfInvite,
+            Outcome::NotNew,
+            Outcome::NoCampaign,
+            Outcome::Followed,
+            Outcome::Scan,
+            Outcome::Unsubscribed,
+            Outcome::Revoked,
+            Outcome::Poster,
+            Outcome::Interaction,
+            Outcome::Subscriptions,
+            Outcome::Recorded,
+        ];
+        // A new outcome fails to compile here until it is listed above.
+        for o in outcomes {
+            match o {
+                Outcome::Duplicate
+                | Outcome::Credited
+                | Outcome::AlreadyCredited
+                | Outcome::ChannelFollow
+                | Outcome::UnknownScene
+                | Outcome::SelfInvite
+                | Outcome::NotNew
+                | Outcome::NoCampaign
+                | Outcome::Followed
+                | Outcome::Scan
+                | Outcome::Unsubscribed
+                | Outcome::Revoked
+                | Outcome::Poster
+                | Outcome::Interaction
+                | Outcome::Subscriptions
+                | Outcome::Recorded => {}
+            }
+        }
+        let mut codes: Vec<(&str, &str)> =
+            outcomes.iter().map(|o| ("outcome", o.as_str())).collect();
+        for kind in [JobKind::Message, JobKind::Poster, JobKind::Notice] {
+            codes.push(("job", kind.as_str()));
+        }
+        for status in [
+            JobStatus::Pending,
+            JobStatus::Waiting,
+            JobStatus::Sent,
+            JobStatus::Failed,
+        ] {
+            codes.push(("status", status.as_str()));
+        }
+        for channel in ["custom", "subscription", "template", "waiting", "none"] {
+            codes.push(("channel", channel));
+        }
+        for event in [
+            "subscribe",
+            "unsubscribe",
+            "SCAN",
+            "CLICK",
+            "VIEW",
+            "text",
+            "event",
+        ] {
+            codes.push(("event", event));
+        }
+        for (kind, raw) in codes {
+            for lang in [Lang::Zh, Lang::En] {
+                assert_ne!(code(lang, kind, raw), raw, "no words for {kind} {raw}");
+            }
+        }
+        assert_eq!(code(Lang::Zh, "result", "45047"), "被微信拒绝 (45047)");
+        assert_eq!(code(Lang::En, "result", "sent"), "Sent");
+        assert_eq!(code(Lang::En, "event", "NEW_EVENT"), "NEW_EVENT");
     }
 }

@@ -19,7 +19,10 @@ mod poster_preview;
 mod session;
 mod uploads;
 mod users;
+mod workbook;
 
+use actix_session::storage::CookieSessionStore;
+use actix_session::SessionMiddleware;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ResourceDef, ServiceRequest, ServiceResponse};
 use actix_web::http::{header, Method};
@@ -92,14 +95,17 @@ admin_routes! {
     post "/outbox/{id}/retry" Session => health::retry;
     get  "/export/referrals.csv" SessionOrBearer => export::referrals_csv;
     get  "/export/leaderboard.csv" SessionOrBearer => export::leaderboard_csv;
+    get  "/export/referrals.xlsx" SessionOrBearer => workbook::referrals;
+    get  "/export/leaderboard.xlsx" SessionOrBearer => workbook::leaderboard;
 }
 
-/// Mounts the dashboard under `/admin`.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// Mounts the dashboard under `/admin`, with the operator's own session cookie.
+pub fn configure(cfg: &mut web::ServiceConfig, session: SessionMiddleware<CookieSessionStore>) {
     cfg.service(
         web::scope("/admin")
             .wrap(from_fn(guard))
             .wrap(from_fn(errors::html_errors))
+            .wrap(session)
             .app_data(web::FormConfig::default().limit(csrf::FORM_LIMIT))
             .configure(register),
     );

@@ -1,0 +1,118 @@
+//! Every dashboard page on a 390 px phone: nothing scrolls sideways, every tab, link, button
+//! and field is on screen (not hidden in a table or tab strip that scrolls), and the tier form
+//! offers rows enough for a campaign's tiers.
+
+use chrono::Utc;
+use fantoccini::Locator;
+
+use crate::admin_client::{with_admin, ADMIN_PASSWORD};
+use crate::browser::Browser;
+use crate::helpers::{openid, Deployment, FakeWechat, TestApp};
+
+/// Controls whose right edge is past the viewport (a scrolled container hides them).
+const OFF_SCREEN: &str = "return Array.from(document.querySelectorAll('a, button, input:not([type=hidden]), select, textarea'))
+    .filter(e => { const r = e.getBoundingClientRect(); return r.width > 0 && (r.right > window.innerWidth + 1 || r.left < -1); })
+    .map(e => e.outerHTML.slice(0, 120));";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_dashboard_page_works_at_390_px() {
+    let wechat = FakeWechat::start(100_000, None).await;
+    let app = TestApp::spawn(&with_admin(Deployment::new(&wechat))).await;
+    let inviter = openid("phoneinv", 1);
+    let scene = app.issue_code(&inviter).await["scene_id"].as_i64().unwrap();
+    fission::db::users::set_profile(&app.pool, &inviter, "王小明", None)
+        .await
+        .unwrap();
+    let now = Utc::now().timestamp();
+    for i in 0..3 {
+        app.subscribe(&openid("phonefriend", i), Some(scene), now + i as i64)
+            .await;
+    }
+    let campaign: i64 = sqlx::query_scalar("SELECT id FROM campaigns WHERE is_default")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+
+    let mut browser = Browser::with_language("ux_dashboard_phone", 390, 844, "zh-CN").await;
+    let c = browser.client.clone();
+    c.goto(&format!("{}/admin/login", app.address))
+        .await
+        .unwrap();
+    for (name, value) in [("username", "admin"), ("password", ADMIN_PASSWORD)] {
+        c.find(Locator::Css(&format!("[name=\"{name}\"]")))
+            .await
+            .unwrap()
+            .send_keys(value)
+            .await
+            .unwrap();
+    }
+    c.find(Locator::Css(
+        "form[action=\"/admin/login\"] button[type=submit]",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    c.wait()
+        .for_element(Locator::Css("nav a[aria-current=page]"))
+        .await
+        .unwrap();
+
+    let pages = [
+        ("home", "/admin".to_string()),
+        ("leaderboard", "/admin/leaderboard".to_string()),
+        ("user", format!("/admin/users/{inviter}")),
+        ("campaigns", "/admin/campaigns".to_string()),
+        ("campaign-new", "/admin/campaigns/new".to_string()),
+        ("campaign-edit", format!("/admin/campaigns/{campaign}")),
+        ("channels", "/admin/channels".to_string()),
+        ("charts", "/admin/charts".to_string()),
+        ("health", "/admin/health".to_string()),
+        ("login", "/admin/login".to_string()),
+    ];
+    let mut problems = Vec::new();
+    for (name, path) in pages {
+        c.goto(&format!("{}{path}", app.address)).await.unwrap();
+        c.wait()
+            .for_element(Locator::Css("main.page"))
+            .await
+            .unwrap();
+        browser.shot(name).await;
+        if !browser.fits_width().await {
+            problems.push(format!("{path} scrolls sideways"));
+        }
+        let hidden = c.execute(OFF_SCREEN, vec![]).await.unwrap();
+        let hidden = hidden.as_array().cloned().unwrap_or_default();
+        if !hidden.is_empty() {
+            problems.push(format!("{path}: off screen: {hidden:?}"));
+        }
+    }
+
+    // The tier form offers rows enough for a campaign's tiers, and its labels stay on one line.
+    c.goto(&format!("{}/admin/campaigns/new", app.address))
+        .await
+        .unwrap();
+    let rows = c
+        .find_all(Locator::Css(".tiers .tier:not(.head)"))
+        .await
+        .unwrap()
+        .len();
+    if rows < 5 {
+        problems.push(format!("the new campaign offers {rows} tier rows"));
+    }
+    let wrapped = c
+        .execute(
+            "return Array.from(document.querySelectorAll('.tier.head span, .tier label.check'))
+               .filter(e => e.getClientRects().length > 1 || e.getBoundingClientRect().height > 40)
+               .map(e => e.textContent.trim());",
+            vec![],
+        )
+        .await
+        .unwrap();
+    if wrapped.as_array().is_some_and(|w| !w.is_empty()) {
+        problems.push(format!("tier labels wrap: {wrapped}"));
+    }
+    browser.close().await;
+    assert!(problems.is_empty(), "{problems:#?}");
+}
