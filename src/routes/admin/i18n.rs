@@ -98,6 +98,7 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("campaign.credit_hint", "邀请成功后发给邀请人。", "Sent to the inviter on each credit."),
     ("campaign.credit_text", "邀请成功通知", "Credit message"),
     ("campaign.default", "默认", "default"),
+    ("campaign.drag_hint", "拖动预览上的方框调整二维码、头像和昵称的位置（数值会同步到左侧），保存后预览按新布局重新生成。", "Drag the boxes on the preview to place the QR code, avatar and nickname (the numbers follow); the preview is redrawn once you save."),
     ("campaign.ended", "已结束", "Ended"),
     ("campaign.ends_at", "结束时间", "Ends"),
     ("campaign.fields", "模板字段", "Template fields"),
