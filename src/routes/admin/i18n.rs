@@ -78,6 +78,8 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("board.empty", "还没有邀请记录。", "No referrals yet."),
     ("board.export", "导出排行榜 CSV", "Export leaderboard CSV"),
     ("board.export_ledger", "导出邀请明细 CSV", "Export referral ledger CSV"),
+    ("board.export_ledger_xlsx", "导出邀请明细 Excel", "Export referral ledger (Excel)"),
+    ("board.export_xlsx", "导出排行榜 Excel", "Export leaderboard (Excel)"),
     ("board.from", "从", "From"),
     ("board.invites", "有效邀请", "Invites"),
     ("board.nickname", "昵称", "Nickname"),
