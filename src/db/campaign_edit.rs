@@ -204,6 +204,21 @@ async fn save_tiers(
     Ok(())
 }
 
+/// Ends a running campaign now. `false` when `id` is not one that can be ended: unknown, the
+/// default campaign (the stand-in when none runs), or not running.
+pub async fn end_now(pool: &PgPool, id: i64) -> sqlx::Result<bool> {
+    let ended: Option<i64> = sqlx::query_scalar(
+        "UPDATE campaigns SET ends_at = now()
+         WHERE id = $1 AND NOT is_default AND starts_at <= now()
+           AND (ends_at IS NULL OR ends_at > now())
+         RETURNING id",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(ended.is_some())
+}
+
 pub async fn set_poster_background(pool: &PgPool, id: i64, key: &str) -> sqlx::Result<bool> {
     sqlx::query("UPDATE campaigns SET poster_background_key = $2 WHERE id = $1")
         .bind(id)

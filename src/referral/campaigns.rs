@@ -21,6 +21,11 @@ pub async fn update(
     db::campaign_edit::update(&services.pool, id, input, removed).await
 }
 
+/// Ends a running campaign now; `false` for the default campaign or one not running.
+pub async fn end(services: &Services, id: i64) -> sqlx::Result<bool> {
+    db::campaign_edit::end_now(&services.pool, id).await
+}
+
 /// Sets the poster background (a stored image's key); `false` when there is no such campaign.
 pub async fn set_poster_background(services: &Services, id: i64, key: &str) -> sqlx::Result<bool> {
     db::campaign_edit::set_poster_background(&services.pool, id, key).await

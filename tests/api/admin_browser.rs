@@ -205,10 +205,8 @@ async fn an_operator_signs_in_reads_the_board_and_sets_up_a_campaign() {
         .await
         .unwrap();
     click(&c, "form.upload button[type=submit]").await;
-    c.wait()
-        .for_element(Locator::Css(".poster-preview img"))
-        .await
-        .unwrap();
+    // The preview shows before any upload too: wait for the page that confirms this one.
+    wait_text(&browser, "上传成功").await;
     fill(&c, "codes", "GIFT-0001\nGIFT-0002\nGIFT-0003").await;
     click(&c, ".pool form.upload button[type=submit]").await;
     wait_text(&browser, "剩余兑换码: 3").await;

@@ -39,6 +39,7 @@ mod ux_dashboard_phone;
 mod ux_exports;
 mod ux_follow_first;
 mod ux_invite_rank;
+mod ux_poster_drag;
 mod ux_safe_texts;
 mod ux_sessions;
 mod ux_welcome;

@@ -92,3 +92,73 @@ async fn a_campaign_overlapping_another_is_refused_with_its_name() {
         "{list}"
     );
 }
+
+#[tokio::test]
+async fn ending_a_campaign_is_confirmed_showing_what_followers_will_see() {
+    let (app, _wechat, mut operator) = signed_in().await;
+    let csrf = operator.csrf("/admin/campaigns/new").await;
+    let start = (chrono::Utc::now() - chrono::Duration::hours(1))
+        .with_timezone(&fission::domain::time::china())
+        .format("%Y-%m-%dT%H:%M")
+        .to_string();
+    let form = campaign_form(&csrf, "春季拉新", &start, "");
+    let created = operator.post_form("/admin/campaigns", &form).await;
+    assert_eq!(created.status(), 303);
+    let id: i64 = sqlx::query_scalar("SELECT id FROM campaigns WHERE name = '春季拉新'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+
+    // The edit page offers to end it; the confirmation says what followers will see next.
+    let edit = operator
+        .get(&format!("/admin/campaigns/{id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        edit.contains(&format!("/admin/campaigns/{id}/end")),
+        "{edit}"
+    );
+    let confirm = operator
+        .get(&format!("/admin/campaigns/{id}/end"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let start_at = confirm
+        .find("id=\"after-end\"")
+        .expect("what followers see");
+    let after = &confirm[start_at..start_at + confirm[start_at..].find("</p>").unwrap()];
+    assert!(after.contains("默认活动"), "{after}");
+    assert!(after.contains("从 0 开始"), "{after}");
+
+    let csrf = operator.csrf(&format!("/admin/campaigns/{id}/end")).await;
+    let ended = operator
+        .post_form(&format!("/admin/campaigns/{id}/end"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(ended.status(), 303);
+    let running: String = sqlx::query_scalar(
+        "SELECT name FROM campaigns WHERE starts_at <= now() AND (ends_at IS NULL OR ends_at > now())
+         ORDER BY is_default ASC LIMIT 1",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(running, "默认活动");
+    let list = operator.get("/admin/campaigns").await.text().await.unwrap();
+    assert!(list.contains("已结束"), "{list}");
+
+    // The default campaign is the stand-in: it cannot be ended.
+    let default: i64 = sqlx::query_scalar("SELECT id FROM campaigns WHERE is_default")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let refused = operator
+        .post_form(
+            &format!("/admin/campaigns/{default}/end"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(refused.status(), 409);
+}

@@ -146,6 +146,22 @@ async fn xlsx_exports_read_back_with_chinese_headers() {
     assert_eq!(strings(&rows[1][..4]), ["1", "小明", inviter.as_str(), "1"]);
     assert_eq!(rows[1][4].as_datetime(), Some(china_0930));
 
+    // The leaderboard page links to both workbooks.
+    let board = operator
+        .get("/admin/leaderboard")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        board.contains("href=\"/admin/export/referrals.xlsx\""),
+        "{board}"
+    );
+    assert!(
+        board.contains("/admin/export/leaderboard.xlsx?campaign="),
+        "{board}"
+    );
+
     // Without a session or the token: refused like the CSVs.
     let anonymous = app
         .http

@@ -45,6 +45,18 @@ struct EditPage {
     notice: Option<&'static str>,
     /// The campaign whose period this one's would share, when that refused the save.
     overlap: Option<Period>,
+    /// A running campaign other than the default: it can be ended from here.
+    can_end: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin/campaign_end.html")]
+struct EndPage {
+    layout: Layout,
+    f: Frame,
+    campaign: Campaign,
+    /// The campaign followers see once this one ends, if any runs then.
+    next: Option<Campaign>,
 }
 
 impl EditPage {
@@ -130,6 +142,12 @@ async fn refused_page(
         None => (Vec::new(), None),
     };
     let failed = !errors.is_empty() || overlap.is_some();
+    let can_end = match id {
+        Some(id) => db::campaigns::get(&state.pool, id)
+            .await?
+            .is_some_and(|c| !c.is_default && status_key(&c, None) == "campaign.running"),
+        None => false,
+    };
     let mut response = render(&EditPage {
         layout: Layout::of(state),
         f: f.with_section("campaigns"),
@@ -140,6 +158,7 @@ async fn refused_page(
         background,
         notice,
         overlap,
+        can_end,
     })?;
     if failed {
         *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
@@ -268,4 +287,39 @@ pub async fn update(
             refused_page(&state, f, Some(id), form, refusal, None).await
         }
     }
+}
+
+/// "End this campaign?": what followers will see once it has ended.
+pub async fn end_form(
+    state: web::Data<AppState>,
+    f: Frame,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    let campaign = db::campaigns::get(&state.pool, *id)
+        .await?
+        .ok_or_else(|| AppError::NotFound("no such campaign".into()))?;
+    // The push path's rule with this campaign gone: a configured campaign beats the default.
+    let next = db::campaigns::list(&state.pool)
+        .await?
+        .into_iter()
+        .filter(|c| c.id != campaign.id && status_key(c, None) == "campaign.running")
+        .min_by_key(|c| (c.is_default, std::cmp::Reverse(c.starts_at)));
+    render(&EndPage {
+        layout: Layout::of(&state),
+        f: f.with_section("campaigns"),
+        campaign,
+        next,
+    })
+}
+
+/// Ends the campaign now (refused for the default campaign, and for one not running).
+pub async fn end(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
+    if !referral::campaigns::end(&state, *id).await? {
+        return Err(AppError::Conflict(
+            "only a running campaign other than the default can be ended".into(),
+        ));
+    }
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/admin/campaigns"))
+        .finish())
 }

@@ -83,6 +83,8 @@ admin_routes! {
     post "/campaigns" Session => campaigns::create;
     get  "/campaigns/{id}" Session => campaigns::edit_form;
     post "/campaigns/{id}" Session => campaigns::update;
+    get  "/campaigns/{id}/end" Session => campaigns::end_form;
+    post "/campaigns/{id}/end" Session => campaigns::end;
     post "/campaigns/{id}/poster-background" Session => uploads::poster_background;
     post "/campaigns/{id}/tiers/{tier}/codes" Session => uploads::reward_codes;
     get  "/campaigns/{id}/poster-preview.png" Session => poster_preview::image;
