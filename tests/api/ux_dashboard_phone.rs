@@ -5,7 +5,7 @@
 use chrono::Utc;
 use fantoccini::Locator;
 
-use crate::admin_client::{with_admin, ADMIN_PASSWORD};
+use crate::admin_client::with_admin;
 use crate::browser::Browser;
 use crate::helpers::{openid, Deployment, FakeWechat, TestApp};
 
@@ -35,29 +35,7 @@ async fn every_dashboard_page_works_at_390_px() {
 
     let mut browser = Browser::with_language("ux_dashboard_phone", 390, 844, "zh-CN").await;
     let c = browser.client.clone();
-    c.goto(&format!("{}/admin/login", app.address))
-        .await
-        .unwrap();
-    for (name, value) in [("username", "admin"), ("password", ADMIN_PASSWORD)] {
-        c.find(Locator::Css(&format!("[name=\"{name}\"]")))
-            .await
-            .unwrap()
-            .send_keys(value)
-            .await
-            .unwrap();
-    }
-    c.find(Locator::Css(
-        "form[action=\"/admin/login\"] button[type=submit]",
-    ))
-    .await
-    .unwrap()
-    .click()
-    .await
-    .unwrap();
-    c.wait()
-        .for_element(Locator::Css("nav a[aria-current=page]"))
-        .await
-        .unwrap();
+    crate::ux_sessions::admin_sign_in(&browser, &app).await;
 
     let pages = [
         ("home", "/admin".to_string()),

@@ -7,7 +7,7 @@ use std::time::Duration;
 use fantoccini::actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
 use fantoccini::Locator;
 
-use crate::admin_client::{with_admin, ADMIN_PASSWORD};
+use crate::admin_client::with_admin;
 use crate::browser::Browser;
 use crate::helpers::{Deployment, FakeWechat, TestApp};
 
@@ -35,29 +35,7 @@ async fn dragging_the_qr_box_moves_the_qr_code() {
         .unwrap();
     let mut browser = Browser::with_language("ux_poster_drag", 1280, 900, "zh-CN").await;
     let c = browser.client.clone();
-    c.goto(&format!("{}/admin/login", app.address))
-        .await
-        .unwrap();
-    for (name, v) in [("username", "admin"), ("password", ADMIN_PASSWORD)] {
-        c.find(Locator::Css(&format!("[name=\"{name}\"]")))
-            .await
-            .unwrap()
-            .send_keys(v)
-            .await
-            .unwrap();
-    }
-    c.find(Locator::Css(
-        "form[action=\"/admin/login\"] button[type=submit]",
-    ))
-    .await
-    .unwrap()
-    .click()
-    .await
-    .unwrap();
-    c.wait()
-        .for_element(Locator::Css("nav a[aria-current=page]"))
-        .await
-        .unwrap();
+    crate::ux_sessions::admin_sign_in(&browser, &app).await;
     c.goto(&format!("{}/admin/campaigns/{campaign}", app.address))
         .await
         .unwrap();

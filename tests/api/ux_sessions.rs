@@ -8,7 +8,8 @@ use crate::browser::Browser;
 use crate::helpers::{Deployment, TestApp};
 use crate::invite_page::{create_follower, sign_in_as, wait_for_text};
 
-async fn admin_sign_in(browser: &Browser, app: &TestApp) {
+/// Signs the built-in admin in on the dashboard's login page (the browser keeps the cookie).
+pub async fn admin_sign_in(browser: &Browser, app: &TestApp) {
     let c = &browser.client;
     c.goto(&format!("{}/admin/login", app.address))
         .await
