@@ -31,6 +31,9 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome (a new one that is not listed here fails the round-trip test below).
+    pub const ALL: [Outcome; 16] = ALL;
+
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Duplicate => "duplicate",
@@ -92,6 +95,33 @@ impl std::fmt::Display for Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A new outcome fails to compile here; listing it here is the reminder to add it to `ALL`
+    /// (whose length the compiler checks too).
+    #[test]
+    fn all_has_every_outcome_once() {
+        let position = |o: Outcome| match o {
+            Outcome::Duplicate => 0,
+            Outcome::Credited => 1,
+            Outcome::AlreadyCredited => 2,
+            Outcome::ChannelFollow => 3,
+            Outcome::UnknownScene => 4,
+            Outcome::SelfInvite => 5,
+            Outcome::NotNew => 6,
+            Outcome::NoCampaign => 7,
+            Outcome::Followed => 8,
+            Outcome::Scan => 9,
+            Outcome::Unsubscribed => 10,
+            Outcome::Revoked => 11,
+            Outcome::Poster => 12,
+            Outcome::Interaction => 13,
+            Outcome::Subscriptions => 14,
+            Outcome::Recorded => 15,
+        };
+        let mut seen: Vec<usize> = ALL.into_iter().map(position).collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..ALL.len()).collect::<Vec<_>>());
+    }
 
     #[test]
     fn every_outcome_reads_back_as_itself_and_serializes_as_stored() {

@@ -452,47 +452,10 @@ mod tests {
     fn every_stored_code_has_words() {
         use crate::db::outbox::{JobKind, JobStatus};
         use crate::domain::Outcome;
-        let outcomes = [
-            Outcome::Duplicate,
-            Outcome::Credited,
-            Outcome::AlreadyCredited,
-            Outcome::ChannelFollow,
-            Outcome::UnknownScene,
-            Outcome::SelfInvite,
-            Outcome::NotNew,
-            Outcome::NoCampaign,
-            Outcome::Followed,
-            Outcome::Scan,
-            Outcome::Unsubscribed,
-            Outcome::Revoked,
-            Outcome::Poster,
-            Outcome::Interaction,
-            Outcome::Subscriptions,
-            Outcome::Recorded,
-        ];
-        // A new outcome fails to compile here until it is listed above.
-        for o in outcomes {
-            match o {
-                Outcome::Duplicate
-                | Outcome::Credited
-                | Outcome::AlreadyCredited
-                | Outcome::ChannelFollow
-                | Outcome::UnknownScene
-                | Outcome::SelfInvite
-                | Outcome::NotNew
-                | Outcome::NoCampaign
-                | Outcome::Followed
-                | Outcome::Scan
-                | Outcome::Unsubscribed
-                | Outcome::Revoked
-                | Outcome::Poster
-                | Outcome::Interaction
-                | Outcome::Subscriptions
-                | Outcome::Recorded => {}
-            }
-        }
-        let mut codes: Vec<(&str, &str)> =
-            outcomes.iter().map(|o| ("outcome", o.as_str())).collect();
+        let mut codes: Vec<(&str, &str)> = Outcome::ALL
+            .iter()
+            .map(|o| ("outcome", o.as_str()))
+            .collect();
         for kind in [JobKind::Message, JobKind::Poster, JobKind::Notice] {
             codes.push(("job", kind.as_str()));
         }
