@@ -120,6 +120,30 @@ pub async fn scan_link(browser: &Browser) -> String {
         .expect("the sandbox scan link")
 }
 
+/// The ticket in the signed-in follower's scan link (what their QR code encodes).
+pub async fn scan_ticket(browser: &Browser) -> String {
+    reqwest::Url::parse(&scan_link(browser).await)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "ticket")
+        .unwrap()
+        .1
+        .into_owned()
+}
+
+/// A new simulated user named `nickname` follows through `ticket` on the scan page, as a phone
+/// that scanned the code would.
+pub async fn join_through(app: &TestApp, ticket: &str, nickname: &str) {
+    let joined = app
+        .http
+        .post(format!("{}/sandbox/scan", app.address))
+        .form(&[("ticket", ticket), ("openid", ""), ("nickname", nickname)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(joined.status(), 200);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_invite_page_on_a_phone() {
     let app = TestApp::spawn(&Deployment::sandbox()).await;
@@ -145,27 +169,9 @@ async fn the_invite_page_on_a_phone() {
     browser.shot("signed-in").await;
 
     // Two friends follow through the code (the scan page, as a phone that scanned it would).
-    let link = scan_link(&browser).await;
-    let ticket = reqwest::Url::parse(&link)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "ticket")
-        .unwrap()
-        .1
-        .into_owned();
+    let ticket = scan_ticket(&browser).await;
     for friend in ["张三丰", "李小龙"] {
-        let result = app
-            .http
-            .post(format!("{}/sandbox/scan", app.address))
-            .form(&[
-                ("ticket", ticket.as_str()),
-                ("openid", ""),
-                ("nickname", friend),
-            ])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(result.status(), 200);
+        join_through(&app, &ticket, friend).await;
     }
 
     // Fission knows a friend's nickname only once they shared it (OAuth with snsapi_userinfo);
@@ -277,13 +283,7 @@ async fn the_subscription_button_brings_the_next_credit_as_a_subscription_notice
     create_follower(&browser, &app, "小明").await;
     sign_in_as(&browser, &app, "小明").await;
     wait_for_text(&browser, "位好友已通过你关注").await;
-    let ticket = reqwest::Url::parse(&scan_link(&browser).await)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "ticket")
-        .unwrap()
-        .1
-        .into_owned();
+    let ticket = scan_ticket(&browser).await;
     browser.shot("with-button").await;
 
     browser
@@ -318,18 +318,7 @@ async fn the_subscription_button_brings_the_next_credit_as_a_subscription_notice
         .await
         .unwrap();
 
-    let joined = app
-        .http
-        .post(format!("{}/sandbox/scan", app.address))
-        .form(&[
-            ("ticket", ticket.as_str()),
-            ("openid", ""),
-            ("nickname", "小刚"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(joined.status(), 200);
+    join_through(&app, &ticket, "小刚").await;
 
     let inbox_url = format!(
         "{}/sandbox/inbox/{}",

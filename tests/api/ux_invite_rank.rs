@@ -7,7 +7,7 @@ use fission::db;
 
 use crate::browser::Browser;
 use crate::helpers::{openid, Deployment, TestApp, TOKEN};
-use crate::invite_page::{create_follower, scan_link, sign_in_as, wait_for_text};
+use crate::invite_page::{create_follower, join_through, scan_ticket, sign_in_as, wait_for_text};
 
 /// Ten inviters ahead: 王小明 with 5 invites, 李雷 with 4, eight more with 3.
 async fn seed_board(app: &TestApp) {
@@ -60,26 +60,9 @@ async fn the_invite_page_shows_rank_top_ten_and_the_way_up() {
     let standing = text_of(&browser, "#standing").await;
     assert!(standing.contains("再邀请 1 位好友即可上榜"), "{standing}");
 
-    let ticket = reqwest::Url::parse(&scan_link(&browser).await)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "ticket")
-        .unwrap()
-        .1
-        .into_owned();
+    let ticket = scan_ticket(&browser).await;
     for friend in ["张三丰", "李小龙"] {
-        let joined = app
-            .http
-            .post(format!("{}/sandbox/scan", app.address))
-            .form(&[
-                ("ticket", ticket.as_str()),
-                ("openid", ""),
-                ("nickname", friend),
-            ])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(joined.status(), 200);
+        join_through(&app, &ticket, friend).await;
     }
     browser.client.refresh().await.unwrap();
     wait_for_text(&browser, "位好友已通过你关注").await;
