@@ -1,6 +1,7 @@
 //! Draws the bundled default poster background, `static/poster-default.png` (750×1334), laid
-//! out for `PosterLayout::default()`: the avatar and nickname sit on the dark band at the
-//! bottom left, the QR code at the bottom right.
+//! out for `PosterLayout::default()`: the top is left free for the campaign's name and top
+//! reward (`poster::headline`), the avatar and nickname sit on the dark band at the bottom
+//! left, the QR code at the bottom right, clear of the edges.
 //!
 //! `cargo run --example poster_background [FONT] [OUT]` (font: a CJK TTF/OTF/TTC, face 0).
 
@@ -60,16 +61,7 @@ fn draw(font: &FontArc) -> RgbaImage {
         disc(&mut img, x, y, r, palette[i % palette.len()]);
     }
 
-    // Headline.
-    centered(&mut img, font, "邀请好友", 118.0, 150, [255, 255, 255, 255]);
-    centered(
-        &mut img,
-        font,
-        "和好友一起关注",
-        46.0,
-        318,
-        [255, 236, 200, 255],
-    );
+    // The headline (campaign name, top reward) is drawn per campaign at y 140–350.
 
     // How it works, on a white card.
     rounded_rect(&mut img, 60, 440, 630, 420, 28, [255, 255, 255, 255]);
@@ -103,14 +95,14 @@ fn draw(font: &FontArc) -> RgbaImage {
         );
     }
 
-    // The band the follower's avatar, nickname and QR code are drawn on.
-    // Full width and running off the bottom edge: the QR code reaches x = 745.
+    // The band the follower's avatar, nickname and QR code are drawn on; the code sits at
+    // x 430–710, y 990–1270, 40 px from the right edge.
     rounded_rect(&mut img, 0, 960, W as i32, 420, 36, [90, 8, 32, 150]);
     draw_text_mut(
         &mut img,
         Rgba([255, 216, 191, 255]),
-        200,
-        1135,
+        60,
+        1196,
         PxScale::from(28.0),
         font,
         "邀请你扫码关注",
@@ -120,8 +112,8 @@ fn draw(font: &FontArc) -> RgbaImage {
     draw_text_mut(
         &mut img,
         Rgba([255, 255, 255, 230]),
-        605 - hw as i32 / 2,
-        1292,
+        570 - hw as i32 / 2,
+        1284,
         PxScale::from(24.0),
         font,
         hint,

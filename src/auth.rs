@@ -89,12 +89,13 @@ pub async fn ensure_builtin_admin(state: &AppState) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Creates an operator account, or sets a new password for an existing one (which ends its
-/// sessions). The `fission admin add-user` command.
+/// Creates an operator account, or sets a new password (and role, if given) for an existing one
+/// (which ends its sessions). The `fission admin add-user` command.
 pub async fn add_user(
     pool: &sqlx::PgPool,
     username: &str,
     password: SecretString,
+    role: Option<db::admin::Role>,
 ) -> anyhow::Result<()> {
     let name = Username::parse(username)
         .context("a username is 1 to 64 letters, digits or the characters _ - . @ (no spaces)")?;
@@ -102,7 +103,7 @@ pub async fn add_user(
         anyhow::bail!("the password must be at least 8 characters");
     }
     let hash = hash_password(password).await?;
-    db::admin::upsert(pool, name.as_str(), &hash).await?;
+    db::admin::upsert(pool, name.as_str(), &hash, role).await?;
     Ok(())
 }
 

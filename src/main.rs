@@ -66,6 +66,10 @@ enum AdminCommand {
     AddUser {
         #[arg(long)]
         username: String,
+        /// `staff`: the account may only redeem rewards (scan followers' redemption codes).
+        /// A new account is an admin by default; an existing one keeps its role unless given.
+        #[arg(long, value_parser = ["admin", "staff"])]
+        role: Option<String>,
     },
 }
 
@@ -162,15 +166,19 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
             );
         }
         Command::Admin {
-            command: AdminCommand::AddUser { username },
+            command: AdminCommand::AddUser { username, role },
         } => {
+            let role = role.as_deref().and_then(db::admin::Role::parse);
             let mut line = String::new();
             std::io::stdin().read_line(&mut line)?;
             let password = line.trim_end_matches(['\r', '\n']).to_string();
             let pool = db::connect(&settings.database_url, 2).await?;
             db::migrate(&pool).await?;
-            auth::add_user(&pool, &username, password.into()).await?;
-            println!("account {username} saved");
+            auth::add_user(&pool, &username, password.into(), role).await?;
+            match role {
+                Some(role) => println!("account {username} saved ({})", role.as_str()),
+                None => println!("account {username} saved"),
+            }
         }
         Command::Simulate { event } => {
             let (kind, args) = match event {

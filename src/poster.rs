@@ -1,12 +1,16 @@
 //! Poster composition: a campaign background with the follower's QR code, round avatar and
-//! nickname drawn at the campaign's layout positions, encoded as a JPEG small enough to send
+//! nickname drawn at the campaign's layout positions (and, on the bundled background, the
+//! campaign's name and top reward: `headline`), encoded as a JPEG small enough to send
 //! through WeChat. The rendering in this file does no I/O (bytes in, bytes out), so the admin
 //! dashboard previews a layout with the same code; the submodules do the I/O: `personal` finds
 //! a follower's inputs and keeps the result in storage, `delivery` sends it through WeChat.
 
 mod avatar;
 pub mod delivery;
+pub mod headline;
 pub mod personal;
+
+pub use headline::Headline;
 
 use std::collections::HashMap;
 use std::io::Cursor;
@@ -20,7 +24,7 @@ use image::{DynamicImage, ImageReader, Limits, Rgba, RgbaImage};
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever the drawing changes, so stored posters are re-rendered.
-pub const RENDER_VERSION: u32 = 1;
+pub const RENDER_VERSION: u32 = 2;
 /// WeChat takes images up to 10 MB, but a poster is opened on phones on mobile data.
 pub const MAX_JPEG_BYTES: usize = 300 * 1024;
 /// Posters wider than this are scaled down after composing (positions are in background pixels).
@@ -65,23 +69,24 @@ pub struct TextPlacement {
 }
 
 impl Default for PosterLayout {
-    /// The layout the default background is drawn for (also the column default in migrations).
+    /// The layout the default background is drawn for (also the column default in migrations):
+    /// the QR code keeps 40 px (over 5% of the width) from the edges, as scanners need.
     fn default() -> Self {
         PosterLayout {
             qr: Placement {
-                x: 465,
-                y: 1000,
+                x: 430,
+                y: 990,
                 size: 280,
             },
             avatar: Placement {
                 x: 60,
-                y: 1040,
-                size: 120,
+                y: 1010,
+                size: 110,
             },
             nickname: TextPlacement {
-                x: 200,
-                y: 1075,
-                size: 40,
+                x: 60,
+                y: 1140,
+                size: 36,
                 color: "#ffffff".into(),
             },
         }
@@ -126,7 +131,8 @@ pub fn cached_font(path: &Path) -> Option<FontArc> {
     font
 }
 
-/// Draws the poster and returns it as a JPEG of at most `MAX_JPEG_BYTES`.
+/// Draws the poster and returns it as a JPEG of at most `MAX_JPEG_BYTES`. `headline` is for
+/// the bundled background only (it leaves room for it).
 pub fn render(
     background: &[u8],
     layout: &PosterLayout,
@@ -134,10 +140,14 @@ pub fn render(
     avatar: Option<&[u8]>,
     nickname: Option<&str>,
     font: Option<&FontArc>,
+    headline: Option<&Headline>,
 ) -> anyhow::Result<Vec<u8>> {
     let mut canvas = decode(background)
         .context("decoding the poster background")?
         .to_rgba8();
+    if let (Some(headline), Some(font)) = (headline, font) {
+        headline::draw(&mut canvas, headline, font);
+    }
 
     let qr = decode(qr_png).context("decoding the QR code")?.to_rgba8();
     let side = layout.qr.size.max(1);
@@ -168,7 +178,7 @@ pub fn render(
     }
 
     if let (Some(name), Some(font)) = (nickname.map(str::trim).filter(|n| !n.is_empty()), font) {
-        draw_nickname(&mut canvas, &layout.nickname, name, font);
+        draw_nickname(&mut canvas, layout, name, font);
     }
 
     let flat = flatten(&canvas);
@@ -220,7 +230,8 @@ fn round_avatar(image: &DynamicImage, size: u32) -> RgbaImage {
     out
 }
 
-fn draw_nickname(canvas: &mut RgbaImage, at: &TextPlacement, name: &str, font: &FontArc) {
+fn draw_nickname(canvas: &mut RgbaImage, layout: &PosterLayout, name: &str, font: &FontArc) {
+    let at = &layout.nickname;
     let color = parse_color(&at.color).unwrap_or(Rgba([255, 255, 255, 255]));
     let scale = PxScale::from(at.size.max(8) as f32);
     // Characters the font has no glyph for (emoji, rare symbols) would print as boxes.
@@ -229,7 +240,14 @@ fn draw_nickname(canvas: &mut RgbaImage, at: &TextPlacement, name: &str, font: &
         .filter(|c| !c.is_control() && font.glyph_id(*c).0 != 0)
         .take(crate::referral::profile::MAX_NICKNAME_CHARS)
         .collect();
-    let room = (canvas.width() as i32 - at.x - 24).max(0) as u32;
+    // The line stops short of the canvas edge, and of the QR code when the code is to its
+    // right on the same rows (a name drawn over the code would stop it scanning).
+    let mut right = canvas.width() as i32 - 24;
+    let (qr_top, qr_bottom) = (layout.qr.y, layout.qr.y + layout.qr.size as i32);
+    if layout.qr.x > at.x && at.y < qr_bottom && at.y + at.size as i32 > qr_top {
+        right = right.min(layout.qr.x - 16);
+    }
+    let room = (right - at.x).max(0) as u32;
     let text = fit_width(&drawable, room, scale, font);
     if !text.is_empty() {
         imageproc::drawing::draw_text_mut(canvas, color, at.x, at.y, scale, font, &text);
@@ -328,9 +346,9 @@ mod tests {
 
     #[test]
     fn the_default_layout_matches_the_migration_default() {
-        let column_default = serde_json::json!({"qr": {"x": 465, "y": 1000, "size": 280},
-          "avatar": {"x": 60, "y": 1040, "size": 120},
-          "nickname": {"x": 200, "y": 1075, "size": 40, "color": "#ffffff"}});
+        let column_default = serde_json::json!({"qr": {"x": 430, "y": 990, "size": 280},
+          "avatar": {"x": 60, "y": 1010, "size": 110},
+          "nickname": {"x": 60, "y": 1140, "size": 36, "color": "#ffffff"}});
         let parsed: PosterLayout = serde_json::from_value(column_default).unwrap();
         assert_eq!(parsed, PosterLayout::default());
     }
@@ -347,6 +365,7 @@ mod tests {
             Some(&avatar),
             Some("张三丰🙂"),
             font.as_ref(),
+            None,
         )
         .unwrap();
         assert!(jpeg.starts_with(&[0xFF, 0xD8, 0xFF]));
@@ -367,6 +386,7 @@ mod tests {
             Some(b"not an image"),
             Some("名字"),
             None,
+            None,
         )
         .unwrap();
         assert!(jpeg.len() <= MAX_JPEG_BYTES);
@@ -386,6 +406,7 @@ mod tests {
                 None,
                 None,
                 Some(&font),
+                None,
             )
             .unwrap(),
         )
@@ -399,13 +420,14 @@ mod tests {
                 None,
                 Some("测试昵称"),
                 Some(&font),
+                None,
             )
             .unwrap(),
         )
         .unwrap()
         .to_rgb8();
-        let reddish = (200..400)
-            .flat_map(|x| (1075..1125).map(move |y| (x, y)))
+        let reddish = (60..260)
+            .flat_map(|x| (1140..1180).map(move |y| (x, y)))
             .filter(|&(x, y)| {
                 let p = named.get_pixel(x, y);
                 let q = plain.get_pixel(x, y);
@@ -423,6 +445,93 @@ mod tests {
         assert!(imageproc::drawing::text_size(scale, &font, &longer).0 > 300);
         // A name of thousands of characters is cut the same way (in a few measurements).
         assert_eq!(fit_width(&"长".repeat(5000), 300, scale, &font), cut);
+    }
+
+    /// The decoded codes' contents and corner points.
+    fn qr_grids(jpeg: &[u8]) -> Vec<(String, [rqrr::Point; 4])> {
+        let luma = image::load_from_memory(jpeg).unwrap().to_luma8();
+        let mut prepared = rqrr::PreparedImage::prepare(luma);
+        prepared
+            .detect_grids()
+            .into_iter()
+            .filter_map(|g| g.decode().ok().map(|(_, content)| (content, g.bounds)))
+            .collect()
+    }
+
+    #[test]
+    fn the_default_poster_names_the_campaign_and_its_top_reward_and_keeps_the_code_clear() {
+        let font = load_font(Path::new(FONT)).expect("the CJK font (fonts-noto-cjk) is installed");
+        let headline = Headline::of_campaign("双十一拉新", false, Some("定制帆布袋"));
+        let lines = headline.lines(750, &font);
+        let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(texts, ["双十一拉新", "邀请好友关注，可获得「定制帆布袋」"]);
+        for line in &lines {
+            let (w, _) = imageproc::drawing::text_size(PxScale::from(line.size), &font, &line.text);
+            assert!(
+                line.x >= 60 && line.x + w as i32 <= 690,
+                "{line:?} is {w} px wide"
+            );
+        }
+        // The default campaign's placeholder name is not a headline; no tiers, no reward.
+        let generic = Headline::of_campaign("默认活动", true, None).lines(750, &font);
+        assert_eq!(generic[0].text, headline::GENERIC_TITLE);
+        assert_eq!(generic[1].text, "邀请好友一起关注");
+        // A very long name is shrunk, then cut, but stays on the poster.
+        let long = Headline::of_campaign(&"超长活动名称".repeat(10), false, None).lines(750, &font);
+        assert!(
+            long[0].text.ends_with('…') && long[0].x >= 60,
+            "{:?}",
+            long[0]
+        );
+
+        let url = "http://127.0.0.1:8080/sandbox/scan?ticket=gQH47joAAAAAAAAAASxodHRwOi8v";
+        let draw = |h: Option<&Headline>| {
+            render(
+                &default_background().unwrap(),
+                &PosterLayout::default(),
+                &qr_png(url),
+                None,
+                Some("一个相当长的微信昵称用来测试"),
+                Some(&font),
+                h,
+            )
+            .unwrap()
+        };
+        let with = draw(Some(&headline));
+        let without = draw(None);
+        // The headline's rows change; the rest of the top does not exist on the bare background.
+        let (a, b) = (
+            image::load_from_memory(&with).unwrap().to_rgb8(),
+            image::load_from_memory(&without).unwrap().to_rgb8(),
+        );
+        let changed = |y0: u32, y1: u32| {
+            (60..690)
+                .flat_map(|x| (y0..y1).map(move |y| (x, y)))
+                .filter(|&(x, y)| {
+                    let (p, q) = (a.get_pixel(x, y), b.get_pixel(x, y));
+                    (0..3).any(|c| p[c].abs_diff(q[c]) > 60)
+                })
+                .count()
+        };
+        assert!(
+            changed(140, 260) > 2000,
+            "title pixels: {}",
+            changed(140, 260)
+        );
+        assert!(
+            changed(300, 350) > 1000,
+            "reward pixels: {}",
+            changed(300, 350)
+        );
+        // The code scans, and keeps at least 4% of the width from every edge.
+        let grids = qr_grids(&with);
+        assert_eq!(grids.len(), 1, "one code on the poster");
+        assert_eq!(grids[0].0, url);
+        let margin = 750 * 4 / 100;
+        for p in grids[0].1 {
+            assert!(p.x >= margin && p.x <= 750 - margin, "{:?}", grids[0].1);
+            assert!(p.y >= margin && p.y <= 1334 - margin, "{:?}", grids[0].1);
+        }
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub struct TierInput {
     pub threshold: i32,
     pub name: String,
     pub uses_codes: bool,
+    pub claim_instructions: String,
+    pub redeem_in_store: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -182,19 +184,23 @@ async fn save_tiers(
     for t in tiers {
         let query = match t.id {
             Some(_) => sqlx::query(
-                "UPDATE reward_tiers SET threshold = $2, name = $3, uses_codes = $4
-                 WHERE id = $5 AND campaign_id = $1",
+                "UPDATE reward_tiers SET threshold = $2, name = $3, uses_codes = $4,
+                        claim_instructions = $5, redeem_in_store = $6
+                 WHERE id = $7 AND campaign_id = $1",
             ),
             None => sqlx::query(
-                "INSERT INTO reward_tiers (campaign_id, threshold, name, uses_codes)
-                 VALUES ($1, $2, $3, $4)",
+                "INSERT INTO reward_tiers (campaign_id, threshold, name, uses_codes,
+                        claim_instructions, redeem_in_store)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
             ),
         };
         let query = query
             .bind(campaign)
             .bind(t.threshold)
             .bind(&t.name)
-            .bind(t.uses_codes);
+            .bind(t.uses_codes)
+            .bind(&t.claim_instructions)
+            .bind(t.redeem_in_store);
         let query = match t.id {
             Some(id) => query.bind(id),
             None => query,

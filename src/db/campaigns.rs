@@ -59,6 +59,16 @@ pub struct Tier {
     pub threshold: i32,
     pub name: String,
     pub uses_codes: bool,
+    /// What the follower is told to do to claim the reward (shown on their page once won).
+    pub claim_instructions: String,
+    /// Staff hand the reward over in person, redeeming it with the code on the follower's page.
+    pub redeem_in_store: bool,
+}
+
+macro_rules! tier_columns {
+    () => {
+        "id, campaign_id, threshold, name, uses_codes, claim_instructions, redeem_in_store"
+    };
 }
 
 /// The campaign that decides a push at `at`: a configured campaign running then (the latest
@@ -88,10 +98,11 @@ pub async fn all_with_tiers(tx: &mut Tx<'_>) -> sqlx::Result<Vec<(Campaign, Vec<
     ))
     .fetch_all(&mut **tx)
     .await?;
-    let tiers: Vec<Tier> = sqlx::query_as(
-        "SELECT id, campaign_id, threshold, name, uses_codes FROM reward_tiers
-         ORDER BY campaign_id, threshold",
-    )
+    let tiers: Vec<Tier> = sqlx::query_as(concat!(
+        "SELECT ",
+        tier_columns!(),
+        " FROM reward_tiers ORDER BY campaign_id, threshold"
+    ))
     .fetch_all(&mut **tx)
     .await?;
     let mut by_campaign: std::collections::HashMap<i64, Vec<Tier>> = Default::default();
@@ -144,10 +155,11 @@ pub async fn list(pool: &PgPool) -> sqlx::Result<Vec<Campaign>> {
 }
 
 pub async fn tiers(db: impl PgExecutor<'_>, campaign_id: i64) -> sqlx::Result<Vec<Tier>> {
-    sqlx::query_as(
-        "SELECT id, campaign_id, threshold, name, uses_codes FROM reward_tiers
-         WHERE campaign_id = $1 ORDER BY threshold",
-    )
+    sqlx::query_as(concat!(
+        "SELECT ",
+        tier_columns!(),
+        " FROM reward_tiers WHERE campaign_id = $1 ORDER BY threshold"
+    ))
     .bind(campaign_id)
     .fetch_all(db)
     .await
@@ -160,10 +172,11 @@ pub async fn add_tier(
     name: &str,
     uses_codes: bool,
 ) -> sqlx::Result<Tier> {
-    sqlx::query_as(
+    sqlx::query_as(concat!(
         "INSERT INTO reward_tiers (campaign_id, threshold, name, uses_codes) VALUES ($1, $2, $3, $4)
-         RETURNING id, campaign_id, threshold, name, uses_codes",
-    )
+         RETURNING ",
+        tier_columns!()
+    ))
     .bind(campaign_id)
     .bind(threshold)
     .bind(name)
@@ -294,12 +307,17 @@ pub async fn grant(tx: &mut Tx<'_>, tier: &Tier, openid: &OpenId) -> sqlx::Resul
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct GrantView {
+    pub id: i64,
     pub tier_name: String,
     pub threshold: i32,
     #[sqlx(try_from = "String")]
     pub status: GrantStatus,
     pub code: Option<String>,
     pub granted_at: DateTime<Utc>,
+    pub claim_instructions: String,
+    pub redeem_in_store: bool,
+    /// When staff redeemed it (in-store rewards only).
+    pub redeemed_at: Option<DateTime<Utc>>,
 }
 
 pub async fn grants_of(
@@ -308,8 +326,10 @@ pub async fn grants_of(
     campaign_id: i64,
 ) -> sqlx::Result<Vec<GrantView>> {
     sqlx::query_as(
-        "SELECT t.name AS tier_name, t.threshold, g.status, g.code, g.granted_at
+        "SELECT g.id, t.name AS tier_name, t.threshold, g.status, g.code, g.granted_at,
+                t.claim_instructions, t.redeem_in_store, r.redeemed_at
          FROM reward_grants g JOIN reward_tiers t ON t.id = g.tier_id
+         LEFT JOIN reward_redemptions r ON r.grant_id = g.id
          WHERE g.openid = $1 AND g.campaign_id = $2 ORDER BY t.threshold",
     )
     .bind(openid)

@@ -14,6 +14,7 @@ pub mod media;
 pub mod notices;
 pub mod outbox;
 pub mod posters;
+pub mod redemptions;
 pub mod referrals;
 pub mod state;
 pub mod users;

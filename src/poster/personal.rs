@@ -11,7 +11,9 @@ use serde_json::json;
 use sha1::{Digest, Sha1};
 use tokio::sync::Mutex;
 
-use super::{avatar, cached_font, default_background, render, PosterLayout, RENDER_VERSION};
+use super::{
+    avatar, cached_font, default_background, render, Headline, PosterLayout, RENDER_VERSION,
+};
 use crate::db;
 use crate::db::codes::CodeRow;
 use crate::domain::OpenId;
@@ -60,6 +62,8 @@ struct Inputs {
     nickname: String,
     avatar_key: Option<String>,
     font: Option<FontArc>,
+    /// On the bundled background: the campaign's name and top reward.
+    headline: Option<Headline>,
 }
 
 impl Inputs {
@@ -73,6 +77,11 @@ impl Inputs {
         let background_key = settings
             .as_ref()
             .and_then(|s| s.poster_background_key.clone());
+        let headline = match (&background_key, &campaign) {
+            (Some(_), _) => None,
+            (None, Some(c)) => Some(headline_of(state, c).await?),
+            (None, None) => Some(Headline::of_campaign("", true, None)),
+        };
         let layout = settings
             .map(|s| {
                 serde_json::from_value::<PosterLayout>(s.poster_layout).unwrap_or_else(|e| {
@@ -98,6 +107,7 @@ impl Inputs {
             nickname,
             avatar_key,
             font: cached_font(&state.settings.poster_font),
+            headline,
         })
     }
 
@@ -112,6 +122,7 @@ impl Inputs {
             "url": self.code.url,
             "nickname": self.nickname,
             "avatar": self.avatar_key,
+            "headline": self.headline,
             "font": self.font.as_ref().map(|_| state.settings.poster_font.display().to_string()),
         });
         format!(
@@ -151,6 +162,7 @@ impl Inputs {
             layout,
             nickname,
             font,
+            headline,
             ..
         } = self;
         let jpeg = tokio::task::spawn_blocking(move || {
@@ -161,6 +173,7 @@ impl Inputs {
                 avatar.as_deref(),
                 Some(nickname.as_str()),
                 font.as_ref(),
+                headline.as_ref(),
             )
         })
         .await
@@ -177,4 +190,17 @@ impl Inputs {
 fn default_background_hash() -> &'static str {
     static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     HASH.get_or_init(|| hex::encode(Sha1::digest(super::DEFAULT_BACKGROUND)))
+}
+
+/// The headline the bundled background shows for `campaign`: its name and its top tier's reward.
+pub async fn headline_of(
+    state: &Services,
+    campaign: &db::campaigns::Campaign,
+) -> sqlx::Result<Headline> {
+    let tiers = db::campaigns::tiers(&state.pool, campaign.id).await?;
+    Ok(Headline::of_campaign(
+        &campaign.name,
+        campaign.is_default,
+        tiers.last().map(|t| t.name.as_str()),
+    ))
 }

@@ -581,6 +581,9 @@ async fn grant_rewards(
                 threshold: tier.threshold,
                 name: tier.name.clone(),
                 uses_codes: tier.uses_codes,
+                // Granting reads neither: they only matter once the follower claims it.
+                claim_instructions: String::new(),
+                redeem_in_store: false,
             };
             db::campaigns::grant(tx, &row, inviter)
                 .await

@@ -8,5 +8,6 @@ pub mod import;
 pub mod notices;
 pub mod profile;
 pub mod progress;
+pub mod redemption;
 pub mod rules;
 pub mod texts;

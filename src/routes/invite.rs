@@ -213,6 +213,12 @@ async fn page(state: web::Data<AppState>, session: Session) -> Result<HttpRespon
     page.subscribe = subscribe;
     if let Some(c) = page.campaign.as_mut() {
         c.mark_new(fresh);
+        for reward in c.rewards.iter_mut().filter(|r| r.needs_code) {
+            let url = referral::redemption::code_url(&state, reward.grant_id).await?;
+            reward.redeem_qr = Some(data_uri_png(&crate::wechat::qrcode::render_png_at(
+                &url, 240,
+            )?));
+        }
     }
     personal_page(&page, StatusCode::OK)
 }
@@ -538,10 +544,25 @@ struct NextView {
 }
 
 struct RewardView {
+    grant_id: i64,
     name: String,
     threshold: i32,
-    status: &'static str,
+    status: String,
     code: Option<String>,
+    claim_instructions: String,
+    /// An in-store reward not redeemed yet: the page shows its redemption code.
+    needs_code: bool,
+    /// That code, as a `data:` image (the page's own session is all that may see it).
+    redeem_qr: Option<String>,
+}
+
+/// A PNG inline in the page, so only the signed-in follower's page ever carries it.
+fn data_uri_png(png: &[u8]) -> String {
+    use base64::Engine;
+    format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(png)
+    )
 }
 
 struct FriendView {
@@ -593,14 +614,24 @@ impl From<Progress> for CampaignView {
                 .grants
                 .into_iter()
                 .map(|g| RewardView {
+                    grant_id: g.id,
                     name: g.tier_name,
                     threshold: g.threshold,
-                    status: match g.status {
-                        GrantStatus::Granted => "已获得",
-                        GrantStatus::OutOfStock => "奖品已发完，工作人员会联系你",
-                        GrantStatus::Revoked => "已收回（好友取消了关注）",
+                    status: match (g.status, g.redeemed_at) {
+                        (GrantStatus::Granted, Some(at)) => format!("已核销（{}）", china_time(at)),
+                        (GrantStatus::Granted, None) => "已获得".into(),
+                        (GrantStatus::OutOfStock, _) => "奖品已发完，工作人员会联系你".into(),
+                        (GrantStatus::Revoked, _) => "已收回（好友取消了关注）".into(),
+                    },
+                    needs_code: g.status == GrantStatus::Granted
+                        && g.redeem_in_store
+                        && g.redeemed_at.is_none(),
+                    claim_instructions: match g.status {
+                        GrantStatus::Revoked => String::new(),
+                        _ => g.claim_instructions,
                     },
                     code: g.code,
+                    redeem_qr: None,
                 })
                 .collect(),
             friends: p

@@ -13,6 +13,7 @@ fn concrete(path: &str) -> String {
         path.replace("{id}", "1")
             .replace("{tier}", "1")
             .replace("{openid}", "oNobody0000000000000000000000")
+            .replace("{token}", "00112233445566778899aabbccddeeff")
     )
 }
 
@@ -34,7 +35,7 @@ async fn every_admin_route_needs_a_session_and_every_post_a_csrf_token() {
             (Access::Public, "get") => assert_eq!(status, 200, "{path}"),
             // The login form's POST still needs the token of the session the form set.
             (Access::Public, _) => assert_eq!(status, 403, "POST {path}"),
-            (Access::Session, "get") => {
+            (Access::Session | Access::Staff, "get") => {
                 assert_eq!(status, 302, "GET {path}");
                 let to = response.headers()["location"].to_str().unwrap();
                 assert!(to.starts_with("/admin/login"), "GET {path} → {to}");

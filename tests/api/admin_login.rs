@@ -64,9 +64,14 @@ async fn five_failures_for_one_account_lock_it_whatever_the_address() {
         429
     );
     // Another account from this address is not affected.
-    fission::auth::add_user(&app.pool, "ops", "another password".to_string().into())
-        .await
-        .unwrap();
+    fission::auth::add_user(
+        &app.pool,
+        "ops",
+        "another password".to_string().into(),
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         operator
             .login_with("ops", "another password")

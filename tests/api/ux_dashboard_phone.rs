@@ -18,6 +18,19 @@ const OFF_SCREEN: &str = "return Array.from(document.querySelectorAll('a, button
 async fn every_dashboard_page_works_at_390_px() {
     let wechat = FakeWechat::start(100_000, None).await;
     let app = TestApp::spawn(&with_admin(Deployment::new(&wechat))).await;
+    let campaign: i64 = sqlx::query_scalar("SELECT id FROM campaigns WHERE is_default")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    // An in-store reward the inviter wins, for the staff's redemption page.
+    let tier = fission::db::campaigns::add_tier(&app.pool, campaign, 1, "门店咖啡券", false)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE reward_tiers SET redeem_in_store = true WHERE id = $1")
+        .bind(tier.id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
     let inviter = openid("phoneinv", 1);
     let scene = app.issue_code(&inviter).await["scene_id"].as_i64().unwrap();
     fission::db::users::set_profile(&app.pool, &inviter, "王小明", None)
@@ -28,10 +41,25 @@ async fn every_dashboard_page_works_at_390_px() {
         app.subscribe(&openid("phonefriend", i), Some(scene), now + i as i64)
             .await;
     }
-    let campaign: i64 = sqlx::query_scalar("SELECT id FROM campaigns WHERE is_default")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let mut grant = None;
+    for _ in 0..100 {
+        grant = sqlx::query_scalar("SELECT id FROM reward_grants WHERE tier_id = $1")
+            .bind(tier.id)
+            .fetch_optional(&app.pool)
+            .await
+            .unwrap();
+        if grant.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let token = fission::db::redemptions::token_for(
+        &app.pool,
+        grant.expect("the inviter won the tier"),
+        "00112233445566778899aabbccddeeff",
+    )
+    .await
+    .unwrap();
 
     let mut browser = Browser::with_language("ux_dashboard_phone", 390, 844, "zh-CN").await;
     let c = browser.client.clone();
@@ -47,6 +75,8 @@ async fn every_dashboard_page_works_at_390_px() {
         ("channels", "/admin/channels".to_string()),
         ("charts", "/admin/charts".to_string()),
         ("health", "/admin/health".to_string()),
+        ("redeem-start", "/admin/redeem".to_string()),
+        ("redeem", format!("/admin/redeem/{token}")),
         ("login", "/admin/login".to_string()),
     ];
     let mut problems = Vec::new();

@@ -29,7 +29,12 @@ pub struct TierRow {
     pub threshold: String,
     pub name: String,
     pub uses_codes: bool,
+    pub claim_instructions: String,
+    pub redeem_in_store: bool,
 }
+
+/// Longest claim instructions a tier may have (they show on a phone).
+const MAX_CLAIM_CHARS: usize = 500;
 
 /// Poster element positions, in background pixels.
 #[derive(Debug, Clone, Default)]
@@ -82,11 +87,10 @@ impl CampaignForm {
             .filter(|(_, text)| texts::asks_for_moments_shares(text))
             .map(|(field, _)| field)
             .collect();
-        if self
-            .tiers
-            .iter()
-            .any(|t| texts::asks_for_moments_shares(&t.name))
-        {
+        if self.tiers.iter().any(|t| {
+            texts::asks_for_moments_shares(&t.name)
+                || texts::asks_for_moments_shares(&t.claim_instructions)
+        }) {
             fields.push("campaign.tiers");
         }
         fields
@@ -126,6 +130,8 @@ impl CampaignForm {
                 threshold: t.threshold.to_string(),
                 name: t.name.clone(),
                 uses_codes: t.uses_codes,
+                claim_instructions: t.claim_instructions.clone(),
+                redeem_in_store: t.redeem_in_store,
             })
             .collect();
         let blank = BLANK_TIERS.max(MIN_TIER_ROWS.saturating_sub(rows.len()));
@@ -192,6 +198,8 @@ impl CampaignForm {
                 "threshold" => row.threshold = value.clone(),
                 "name" => row.name = value.clone(),
                 "codes" => row.uses_codes = true,
+                "claim" => row.claim_instructions = value.clone(),
+                "store" => row.redeem_in_store = true,
                 _ => {}
             }
         }
@@ -353,6 +361,11 @@ impl CampaignForm {
                 errors.insert(format!("tier_{i}"), "form.tier_name");
                 continue;
             }
+            let claim = row.claim_instructions.trim();
+            if claim.chars().count() > MAX_CLAIM_CHARS {
+                errors.insert(format!("tier_{i}"), "form.tier_claim_too_long");
+                continue;
+            }
             if tiers
                 .iter()
                 .any(|t: &TierInput| i64::from(t.threshold) == threshold)
@@ -365,6 +378,8 @@ impl CampaignForm {
                 threshold: threshold as i32,
                 name: name.to_string(),
                 uses_codes: row.uses_codes,
+                claim_instructions: claim.to_string(),
+                redeem_in_store: row.redeem_in_store,
             });
         }
         (tiers, removed)
@@ -481,6 +496,8 @@ mod tests {
             ("tier_threshold_1", "10"),
             ("tier_name_1", "礼盒"),
             ("tier_codes_1", "on"),
+            ("tier_claim_1", " 到店出示核销码领取 "),
+            ("tier_store_1", "on"),
             ("tier_threshold_2", ""),
             ("tier_name_2", ""),
         ])
@@ -492,6 +509,8 @@ mod tests {
         assert_eq!(c.terms.name, "双十一拉新");
         assert_eq!(c.tiers.len(), 2);
         assert!(c.tiers[1].uses_codes && !c.tiers[0].uses_codes);
+        assert_eq!(c.tiers[1].claim_instructions, "到店出示核销码领取");
+        assert!(c.tiers[1].redeem_in_store && !c.tiers[0].redeem_in_store);
         assert_eq!(c.poster_layout["nickname"]["color"], "#ffffff");
         assert_eq!(c.poster_layout["qr"]["size"], 280);
         assert!(removed.is_empty());

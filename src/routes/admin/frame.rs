@@ -12,6 +12,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use super::csrf;
 use super::i18n::{Lang, Msg};
 use super::session::SignedIn;
+use crate::db::admin::Role;
 use crate::db::campaigns::GrantStatus;
 use crate::domain::time::china;
 use crate::error::AppError;
@@ -20,6 +21,8 @@ pub struct Frame {
     pub lang: Lang,
     pub csrf: String,
     pub user: String,
+    /// A staff account: the pages show no navigation (it may only redeem).
+    pub staff: bool,
     /// The navigation entry to highlight.
     pub section: &'static str,
 }
@@ -51,14 +54,12 @@ impl FromRequest for Frame {
             .get(header::ACCEPT_LANGUAGE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
+        let signed_in = req.extensions().get::<SignedIn>().cloned();
         let frame = csrf::token(&req.get_session()).map(|csrf| Frame {
             lang: Lang::from_accept_language(accept),
             csrf,
-            user: req
-                .extensions()
-                .get::<SignedIn>()
-                .map(|u| u.username.clone())
-                .unwrap_or_default(),
+            staff: signed_in.as_ref().is_some_and(|u| u.role == Role::Staff),
+            user: signed_in.map(|u| u.username).unwrap_or_default(),
             section: "",
         });
         ready(frame)

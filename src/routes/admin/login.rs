@@ -10,6 +10,7 @@ use serde::Deserialize;
 use super::frame::Frame;
 use super::session::{self, SignedIn};
 use crate::auth::{self, LoginOutcome};
+use crate::db::admin::Role;
 use crate::error::AppError;
 use crate::routes::layout::{render, Layout};
 use crate::state::AppState;
@@ -90,8 +91,13 @@ pub async fn submit(
         LoginOutcome::Ok(user) => {
             session::start(&session, &user)?;
             tracing::info!(username = %user.username, "operator signed in");
+            let mut next = safe_next(form.next.as_deref());
+            // A staff account can only redeem: a scanned code's page, or how to scan one.
+            if user.role == Role::Staff && !next.starts_with("/admin/redeem/") {
+                next = "/admin/redeem".into();
+            }
             return Ok(HttpResponse::SeeOther()
-                .insert_header((header::LOCATION, safe_next(form.next.as_deref())))
+                .insert_header((header::LOCATION, next))
                 .finish());
         }
         LoginOutcome::WrongPassword => (StatusCode::UNAUTHORIZED, "login.wrong"),

@@ -1,6 +1,6 @@
 //! `/admin`: the operators' dashboard. `ROUTES` is the one route table (tests walk it, so a new
 //! route is covered by the access tests automatically), and `guard` — applied once to the whole
-//! scope — is the only place sign-in and CSRF are checked.
+//! scope — is the only place sign-in, roles and CSRF are checked.
 
 mod campaign_form;
 mod campaigns;
@@ -16,6 +16,7 @@ mod i18n;
 mod leaderboard;
 mod login;
 mod poster_preview;
+mod redeem;
 mod session;
 mod uploads;
 mod users;
@@ -29,6 +30,7 @@ use actix_web::http::{header, Method};
 use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, HttpMessage, HttpResponse};
 
+use crate::db::admin::Role;
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -42,9 +44,11 @@ pub use session::SignedIn;
 pub enum Access {
     /// The login form: anyone (its POST still needs the session's CSRF token).
     Public,
-    /// A signed-in operator.
+    /// A signed-in operator with the admin role.
     Session,
-    /// A signed-in operator, or a script with `Authorization: Bearer $FISSION_ADMIN_TOKEN`.
+    /// A signed-in operator of either role: redeeming rewards (all a staff account may do).
+    Staff,
+    /// A signed-in admin, or a script with `Authorization: Bearer $FISSION_ADMIN_TOKEN`.
     SessionOrBearer,
 }
 
@@ -74,7 +78,10 @@ macro_rules! admin_routes {
 admin_routes! {
     get  "/login" Public => login::form;
     post "/login" Public => login::submit;
-    post "/logout" Session => login::logout;
+    post "/logout" Staff => login::logout;
+    get  "/redeem" Staff => redeem::start;
+    get  "/redeem/{token}" Staff => redeem::page;
+    post "/redeem/{token}" Staff => redeem::submit;
     get  "" Session => home::page;
     get  "/leaderboard" Session => leaderboard::page;
     get  "/users/{openid}" Session => users::page;
@@ -140,6 +147,29 @@ fn body_of(access: Access, path: &str) -> csrf::Body {
     }
 }
 
+/// A staff account may redeem rewards and sign out, nothing else: the dashboard's home sends it
+/// to the redemption page, anything else is refused (a page saying why, for a browser).
+fn staff_refusal(user: &SignedIn, access: Access, req: &ServiceRequest) -> Option<HttpResponse> {
+    if user.role != Role::Staff || matches!(access, Access::Public | Access::Staff) {
+        return None;
+    }
+    if is_read(req.method()) && req.path() == "/admin" {
+        return Some(
+            HttpResponse::Found()
+                .insert_header((header::LOCATION, "/admin/redeem"))
+                .finish(),
+        );
+    }
+    let lang = req
+        .headers()
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .map_or(Lang::Zh, Lang::from_accept_language);
+    Some(HttpResponse::from_error(AppError::Forbidden(
+        i18n::Msg::get(lang, "staff.refused").to_string(),
+    )))
+}
+
 fn is_read(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD)
 }
@@ -160,7 +190,8 @@ async fn guard(
         let bearer = access == Access::SessionOrBearer
             && crate::routes::api::has_admin_token(&state, req.headers()).unwrap_or(false);
         if !bearer {
-            let response = if is_read(req.method()) && access == Access::Session {
+            let page = matches!(access, Access::Session | Access::Staff);
+            let response = if is_read(req.method()) && page {
                 HttpResponse::Found()
                     .insert_header((header::LOCATION, login::login_url(req.path())))
                     .finish()
@@ -169,6 +200,12 @@ async fn guard(
             };
             return Ok(req.into_response(response).map_into_right_body());
         }
+    }
+    if let Some(refused) = signed_in
+        .as_ref()
+        .and_then(|user| staff_refusal(user, access, &req))
+    {
+        return Ok(req.into_response(refused).map_into_right_body());
     }
     if !is_read(req.method()) {
         let body = body_of(access, req.path());
@@ -209,7 +246,10 @@ mod tests {
             assert!(matches!(r.method, "get" | "post"), "{r:?}");
             let path = format!(
                 "/admin{}",
-                r.path.replace("{id}", "1").replace("{tier}", "2")
+                r.path
+                    .replace("{id}", "1")
+                    .replace("{tier}", "2")
+                    .replace("{token}", "abc")
             );
             let method = Method::from_bytes(r.method.to_uppercase().as_bytes()).unwrap();
             if !r.path.contains("{openid}") {

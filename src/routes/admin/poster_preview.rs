@@ -1,5 +1,6 @@
 //! The campaign page's poster preview: the campaign's background and layout drawn by the same
-//! renderer followers get, with a sample QR code and nickname.
+//! renderer followers get (with the headline on the bundled background), with a sample QR code
+//! and nickname.
 
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
@@ -7,6 +8,7 @@ use anyhow::Context;
 
 use crate::db;
 use crate::error::AppError;
+use crate::poster::personal::headline_of;
 use crate::poster::{cached_font, default_background, render, render_turn, PosterLayout};
 use crate::state::AppState;
 use crate::wechat::qrcode::render_png;
@@ -25,6 +27,10 @@ pub async fn image(
         .ok_or_else(|| AppError::NotFound("no such campaign".into()))?;
     let layout: PosterLayout =
         serde_json::from_value(layout).context("reading the poster layout")?;
+    let headline = match (&key, db::campaigns::get(&state.pool, *id).await?) {
+        (None, Some(campaign)) => Some(headline_of(&state, &campaign).await?),
+        _ => None,
+    };
     let background = match key {
         Some(key) => state
             .storage
@@ -48,6 +54,7 @@ pub async fn image(
             None,
             Some(SAMPLE_NICKNAME),
             font.as_ref(),
+            headline.as_ref(),
         )
     })
     .await

@@ -7,7 +7,7 @@ use actix_web::dev::ServiceRequest;
 use chrono::Utc;
 
 use crate::db;
-use crate::db::admin::AdminUser;
+use crate::db::admin::{AdminUser, Role};
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -22,6 +22,7 @@ const MAX_AGE_SECS: i64 = 12 * 3600;
 pub struct SignedIn {
     pub id: i64,
     pub username: String,
+    pub role: Role,
 }
 
 fn session_error(e: impl std::fmt::Display) -> AppError {
@@ -47,6 +48,7 @@ pub async fn signed_in(
     Ok(user.filter(|u| u.session_epoch == epoch).map(|u| SignedIn {
         id: u.id,
         username: u.username,
+        role: u.role,
     }))
 }
 
