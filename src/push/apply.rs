@@ -126,6 +126,7 @@ async fn write(
         credits: credited.iter().map(|(_, id)| *id).collect(),
         revocations: revoked.referrals.clone(),
         grants,
+        events: Vec::new(),
         webhooks,
     };
     hooks::report(tx, report).await?;

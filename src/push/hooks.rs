@@ -25,6 +25,9 @@ pub struct Report<'a> {
     pub credits: Vec<i64>,
     pub revocations: Vec<i64>,
     pub grants: Vec<i64>,
+    /// Further events the batch decided, recorded after the scans and before the credits
+    /// (e.g. the risk policies' `reward.held`, `inviter.flagged`).
+    pub events: Vec<Fact<'a>>,
     /// Some webhook endpoint is registered.
     pub webhooks: bool,
 }
@@ -32,6 +35,7 @@ pub struct Report<'a> {
 pub async fn report(tx: &mut Tx<'_>, d: Report<'_>) -> anyhow::Result<()> {
     let mut scans = Vec::new();
     let mut facts = Vec::new();
+    let mut events = d.events;
     for &i in d.applied {
         let push = &d.pushes[i];
         let (key, event) = match &push.kind {
@@ -74,9 +78,11 @@ pub async fn report(tx: &mut Tx<'_>, d: Report<'_>) -> anyhow::Result<()> {
             });
         }
     }
+    facts.append(&mut events);
     let (credits, revocations, grants) = if d.webhooks {
         (d.credits, d.revocations, d.grants)
     } else {
+        facts.clear();
         (Vec::new(), Vec::new(), Vec::new())
     };
     if scans.is_empty()
