@@ -122,7 +122,47 @@ async fn a_binding_completes_once_across_duplicate_pushes_and_two_instances() {
     assert_eq!(done["status"], "completed");
     assert_eq!(done["openid"], first.as_str());
     assert!(done["completed_at"].as_str().is_some());
-    assert_eq!(receiver.accepted().len(), 1);
+
+    // More bindings completed through both instances: both delivery workers claim from the
+    // same table, and every event reaches the receiver once.
+    let mut scenes = Vec::new();
+    for i in 0..8 {
+        let (status, more) = create(&b, json!({ "payload": i, "expire_seconds": 600 })).await;
+        assert_eq!(status, 201);
+        scenes.push(more["scene_str"].as_str().unwrap().to_string());
+    }
+    let scans = scenes.iter().enumerate().map(|(i, scene)| {
+        let app = if i % 2 == 0 { &a } else { &b };
+        let who = openid("binder", 10 + i);
+        async move { through(app, &who, scene, t + 10, false).await }
+    });
+    for status in futures_util::future::join_all(scans).await {
+        assert_eq!(status, 200);
+    }
+    assert_eq!(completions(&a).await, 9);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let undelivered: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM webhook_deliveries WHERE status <> 'delivered'",
+        )
+        .fetch_one(&a.pool)
+        .await
+        .unwrap();
+        if undelivered == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{undelivered} undelivered"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let all = receiver.all();
+    assert_eq!(all.len(), 9, "{all:#?}");
+    let mut ids: Vec<String> = all.iter().map(|g| g.json()["id"].to_string()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 9, "each event once");
 }
 
 #[tokio::test]
