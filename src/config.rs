@@ -76,6 +76,9 @@ pub struct Settings {
     pub avatar_hosts: Vec<String>,
     /// Fetch avatars from private and loopback addresses too (tests' stand-in WeChat only).
     pub avatar_allow_private: bool,
+    /// Deliver webhooks to loopback, private and link-local addresses too (tests, receivers
+    /// inside the operator's own network).
+    pub webhook_allow_private: bool,
     /// A request body must have arrived this long after the request began: long enough for a
     /// 5 MB poster background on a slow uplink, short enough that a stalled client lets go.
     pub body_timeout_secs: u64,
@@ -331,6 +334,11 @@ impl Settings {
                 get("FISSION_AVATAR_ALLOW_PRIVATE"),
                 false,
             )?,
+            webhook_allow_private: parse_bool(
+                "FISSION_WEBHOOK_ALLOW_PRIVATE",
+                get("FISSION_WEBHOOK_ALLOW_PRIVATE"),
+                false,
+            )?,
             body_timeout_secs: parse_num::<u64>(
                 "FISSION_BODY_TIMEOUT_SECS",
                 get("FISSION_BODY_TIMEOUT_SECS"),
@@ -395,6 +403,7 @@ mod tests {
         assert_eq!(s.poster_font, PathBuf::from(DEFAULT_POSTER_FONT));
         assert_eq!(s.avatar_hosts, ["thirdwx.qlogo.cn", "wx.qlogo.cn"]);
         assert!(!s.avatar_allow_private);
+        assert!(!s.webhook_allow_private);
         assert_eq!(s.body_timeout_secs, 30);
         assert_eq!(s.trusted_proxies, TrustedProxies::default());
     }

@@ -5,7 +5,7 @@
 //! dashboard previews a layout with the same code; the submodules do the I/O: `personal` finds
 //! a follower's inputs and keeps the result in storage, `delivery` sends it through WeChat.
 
-mod avatar;
+pub mod avatar;
 pub mod delivery;
 pub mod headline;
 pub mod personal;

@@ -27,6 +27,8 @@ pub struct Known {
     pub campaign_version: i64,
     /// The codes the batch's scenes name.
     pub codes: Vec<SceneCode>,
+    /// Some webhook endpoint is registered (else the batch's events need not be recorded).
+    pub webhooks: bool,
 }
 
 #[derive(Deserialize)]
@@ -59,7 +61,7 @@ pub async fn known(tx: &mut Tx<'_>, keys: &[&str], scenes: &[&Scene]) -> sqlx::R
             Scene::Id(_) => None,
         })
         .collect();
-    let (recorded, campaign_version, codes): (Vec<String>, i64, Json<Vec<CodeJson>>) =
+    let (recorded, campaign_version, codes, webhooks): (Vec<String>, i64, Json<Vec<CodeJson>>, bool) =
         sqlx::query_as(
             "SELECT ARRAY(SELECT e.dedupe_key FROM unnest($1::text[]) AS k(key)
                           JOIN events e ON e.dedupe_key = k.key),
@@ -70,7 +72,8 @@ pub async fn known(tx: &mut Tx<'_>, keys: &[&str], scenes: &[&Scene]) -> sqlx::R
                          'channel_id', c.channel_id, 'permanent', c.permanent,
                          'scene_id', c.scene_id, 'scene_str', c.scene_str, 'expires_at', c.expires_at)), '[]')
                      FROM invite_codes c
-                     WHERE c.scene_id = ANY($2) OR c.scene_str = ANY($3))",
+                     WHERE c.scene_id = ANY($2) OR c.scene_str = ANY($3)),
+                    EXISTS (SELECT 1 FROM webhooks)",
         )
         .bind(keys)
         .bind(ids)
@@ -94,6 +97,7 @@ pub async fn known(tx: &mut Tx<'_>, keys: &[&str], scenes: &[&Scene]) -> sqlx::R
                 expires_at: c.expires_at,
             })
             .collect(),
+        webhooks,
     })
 }
 

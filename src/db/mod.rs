@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod batch;
+pub mod bindings;
 pub mod campaign_edit;
 pub mod campaigns;
 pub mod charts;
@@ -18,6 +19,7 @@ pub mod redemptions;
 pub mod referrals;
 pub mod state;
 pub mod users;
+pub mod webhooks;
 pub mod wechat_calls;
 
 use std::str::FromStr;

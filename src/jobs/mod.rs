@@ -1,10 +1,11 @@
-//! Background work: the outbox worker (messages and posters to followers), the renewal of
-//! temporary invite codes, and the flush of WeChat call counters to the shared tally
-//! (`wechat_calls`, run by every instance). Each stops when the shutdown signal flips, after
-//! finishing the job in hand.
+//! Background work: the outbox worker (messages and posters to followers), the webhook
+//! delivery worker, the renewal of temporary invite codes, and the flush of WeChat call
+//! counters to the shared tally (`wechat_calls`, run by every instance). Each stops when the
+//! shutdown signal flips, after finishing the job in hand.
 
 pub mod notices;
 pub mod outbox;
+pub mod webhooks;
 pub mod wechat_calls;
 
 use std::time::Duration;
@@ -17,6 +18,7 @@ use crate::state::AppState;
 pub fn spawn(state: AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
     vec![
         tokio::spawn(outbox::run(state.clone(), shutdown.clone())),
+        tokio::spawn(webhooks::run(state.clone(), shutdown.clone())),
         tokio::spawn(renew_codes(state, shutdown)),
     ]
 }

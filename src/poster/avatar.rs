@@ -144,7 +144,7 @@ fn client(settings: &Settings) -> anyhow::Result<reqwest::Client> {
 
 /// Resolves names to their public addresses only: a name on the allow list that points inside
 /// the network (by mistake, or by a rebinding trick between check and connect) fails to resolve.
-struct PublicAddressesOnly;
+pub struct PublicAddressesOnly;
 
 impl reqwest::dns::Resolve for PublicAddressesOnly {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
@@ -164,7 +164,7 @@ impl reqwest::dns::Resolve for PublicAddressesOnly {
 
 /// Not loopback, private, link-local, carrier-grade NAT, unspecified, multicast or otherwise
 /// reserved: an address on the public internet.
-fn is_public(ip: IpAddr) -> bool {
+pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
             let [a, b, ..] = v4.octets();

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
 use super::campaigns::CampaignCache;
+use super::hooks;
 use super::incoming::{Incoming, Kind};
 use super::plan::{self, Known, Plan, PlannedCredit};
 use crate::db::outbox::JobKind;
@@ -63,6 +64,7 @@ async fn write(
         .await
         .context("checking for retries and looking up scenes")?;
     let recorded: HashSet<String> = known.recorded.into_iter().collect();
+    let webhooks = known.webhooks;
     let campaigns = cache
         .at_version(tx, known.campaign_version)
         .await
@@ -116,7 +118,18 @@ async fn write(
         notice_delay,
     )
     .await?;
-    grant_rewards(tx, &campaigns, &credited, &counts).await?;
+    let grants = grant_rewards(tx, &campaigns, &credited, &counts).await?;
+    let report = hooks::Report {
+        pushes,
+        applied: &plan.record,
+        codes: &codes,
+        credits: credited.iter().map(|(_, id)| *id).collect(),
+        revocations: revoked.referrals.clone(),
+        grants,
+        events: Vec::new(),
+        webhooks,
+    };
+    hooks::report(tx, report).await?;
 
     let mut replies = vec![None; pushes.len()];
     for (c, _) in &credited {
@@ -449,6 +462,8 @@ struct Revocation {
 }
 
 struct Revoked {
+    /// The referrals revoked.
+    referrals: Vec<i64>,
     /// Unsubscribe pushes that revoked a credit.
     by_push: Vec<usize>,
     /// Leaderboard rows that lost a credit.
@@ -514,7 +529,7 @@ async fn revoke(
         .collect();
     let mut by_push = Vec::new();
     let mut stats_rows = Vec::new();
-    for referral in done {
+    for &referral in &done {
         if let Some(w) = wanted.remove(&referral) {
             by_push.extend(w.event.and_then(|e| push_of_event.get(&e).copied()));
             stats_rows.push(w.row);
@@ -525,19 +540,21 @@ async fn revoke(
     stats_rows.sort_by(|a, b| (a.0 .0, &a.1).cmp(&(b.0 .0, &b.1)));
     stats_rows.dedup();
     Ok(Revoked {
+        referrals: done,
         by_push,
         rows: stats_rows,
     })
 }
 
 /// Grants the reward tiers the batch's credits reached (drawing a code from the tier's pool
-/// where it has one); the inviters' notice jobs tell them.
+/// where it has one); the inviters' notice jobs tell them. Returns the grants made.
 async fn grant_rewards(
     tx: &mut Tx<'_>,
     campaigns: &[CampaignRules],
     credited: &[(&PlannedCredit, i64)],
     counts: &HashMap<(CampaignId, String), i32>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<i64>> {
+    let mut made = Vec::new();
     let mut by_inviter: BTreeMap<(i64, &OpenId), ()> = BTreeMap::new();
     for (c, _) in credited {
         by_inviter.insert((c.campaign.0, &c.inviter), ());
@@ -585,10 +602,11 @@ async fn grant_rewards(
                 claim_instructions: String::new(),
                 redeem_in_store: false,
             };
-            db::campaigns::grant(tx, &row, inviter)
+            let grant = db::campaigns::grant(tx, &row, inviter)
                 .await
                 .context("granting a reward")?;
+            made.extend(grant.map(|g| g.id));
         }
     }
-    Ok(())
+    Ok(made)
 }

@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod batcher;
 pub mod campaigns;
+pub mod hooks;
 pub mod incoming;
 pub mod plan;
 

@@ -181,7 +181,11 @@ async fn temporary(state: &Services, scene: i64) -> Result<NewCode, ServiceError
 /// When a temporary code asked to live `requested` seconds expires: as WeChat answered when
 /// that is a lifetime it could give (1 second up to what was asked), else as asked. An answer
 /// out of range must not be believed, and must never overflow the date arithmetic.
-fn expiry(issued_at: DateTime<Utc>, requested: i64, answered: Option<i64>) -> DateTime<Utc> {
+pub(super) fn expiry(
+    issued_at: DateTime<Utc>,
+    requested: i64,
+    answered: Option<i64>,
+) -> DateTime<Utc> {
     let secs = answered
         .filter(|s| (1..=requested).contains(s))
         .unwrap_or(requested);

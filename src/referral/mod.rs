@@ -1,6 +1,7 @@
 //! The rules of referral: who gets credited, revoked and rewarded (`rules`, pure), and the
 //! invite codes that make it possible. The push path (`crate::push`) applies these rules.
 
+pub mod bindings;
 pub mod campaigns;
 pub mod channels;
 pub mod codes;

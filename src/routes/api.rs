@@ -23,7 +23,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/users/{openid}", web::get().to(user))
         .route("/users/{openid}/invite-code", web::post().to(invite_code))
         .route("/channels", web::get().to(channels))
-        .route("/channels", web::post().to(create_channel));
+        .route("/channels", web::post().to(create_channel))
+        .configure(super::hooks_api::configure);
 }
 
 /// True when the request carries `Authorization: Bearer $FISSION_ADMIN_TOKEN`.

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod api;
 pub mod callback;
 pub mod health;
+pub mod hooks_api;
 pub mod invite;
 pub mod layout;
 pub mod media;

@@ -61,6 +61,19 @@ async fn every_dashboard_page_works_at_390_px() {
     .await
     .unwrap();
 
+    // An endpoint with a delivery in the log, so the webhooks page shows its tables.
+    let hook = fission::db::webhooks::create(
+        &app.pool,
+        "https://hooks.example.com/fission/a-rather-long-path-for-a-narrow-screen",
+        "secret",
+        &["*".to_string()],
+    )
+    .await
+    .unwrap();
+    fission::db::webhooks::emit_test(&app.pool, hook, serde_json::json!({}))
+        .await
+        .unwrap();
+
     let mut browser = Browser::with_language("ux_dashboard_phone", 390, 844, "zh-CN").await;
     let c = browser.client.clone();
     crate::ux_sessions::admin_sign_in(&browser, &app).await;
@@ -73,6 +86,7 @@ async fn every_dashboard_page_works_at_390_px() {
         ("campaign-new", "/admin/campaigns/new".to_string()),
         ("campaign-edit", format!("/admin/campaigns/{campaign}")),
         ("channels", "/admin/channels".to_string()),
+        ("webhooks", "/admin/webhooks".to_string()),
         ("charts", "/admin/charts".to_string()),
         ("health", "/admin/health".to_string()),
         ("redeem-start", "/admin/redeem".to_string()),

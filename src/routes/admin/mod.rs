@@ -20,6 +20,7 @@ mod redeem;
 mod session;
 mod uploads;
 mod users;
+mod webhooks;
 mod workbook;
 
 use actix_session::storage::CookieSessionStore;
@@ -102,6 +103,11 @@ admin_routes! {
     get  "/charts.json" Session => charts::data;
     get  "/health" Session => health::page;
     post "/outbox/{id}/retry" Session => health::retry;
+    get  "/webhooks" Session => webhooks::page;
+    post "/webhooks" Session => webhooks::create;
+    post "/webhooks/{id}/delete" Session => webhooks::delete;
+    post "/webhooks/{id}/test" Session => webhooks::test;
+    post "/webhooks/deliveries/{id}/replay" Session => webhooks::replay;
     get  "/export/referrals.csv" SessionOrBearer => export::referrals_csv;
     get  "/export/leaderboard.csv" SessionOrBearer => export::leaderboard_csv;
     get  "/export/referrals.xlsx" SessionOrBearer => workbook::referrals;
