@@ -15,6 +15,7 @@ pub mod notices;
 pub mod outbox;
 pub mod posters;
 pub mod referrals;
+pub mod risk;
 pub mod state;
 pub mod users;
 pub mod wechat_calls;

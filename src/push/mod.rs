@@ -9,6 +9,7 @@ pub mod batcher;
 pub mod campaigns;
 pub mod incoming;
 pub mod plan;
+pub mod risk;
 
 pub use crate::domain::Outcome;
 pub use batcher::{BatchLimits, PushQueue};

@@ -8,5 +8,7 @@ pub mod import;
 pub mod notices;
 pub mod profile;
 pub mod progress;
+pub mod review;
+pub mod risk;
 pub mod rules;
 pub mod texts;

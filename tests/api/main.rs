@@ -30,6 +30,8 @@ mod outbox;
 mod poster;
 mod postgres_restart;
 mod redis_outage;
+mod risk;
+mod risk_browser;
 mod sandbox;
 mod sandbox_story;
 mod token;
