@@ -539,13 +539,23 @@ pub async fn set_policy(pool: &PgPool, campaign: i64, p: &PolicyRow) -> sqlx::Re
     .map(|r| r.rows_affected() == 1)
 }
 
-/// An inviter's credits in a campaign, for the evidence timeline: (credited, revoked, reason).
+/// One credit on an inviter's evidence timeline.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TimelineRow {
+    pub invitee_openid: String,
+    pub credited_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// `left` (the friend left within the window) or `blocked` (cancelled by a block).
+    pub reason: Option<String>,
+}
+
+/// An inviter's credits in a campaign, newest first, for the evidence timeline.
 pub async fn timeline(
     pool: &PgPool,
     campaign: i64,
     openid: &str,
     limit: i64,
-) -> sqlx::Result<Vec<(String, DateTime<Utc>, Option<DateTime<Utc>>, Option<String>)>> {
+) -> sqlx::Result<Vec<TimelineRow>> {
     sqlx::query_as(
         "SELECT r.invitee_openid, r.credited_at, v.revoked_at, v.reason
          FROM referrals r LEFT JOIN referral_revocations v ON v.referral_id = r.id

@@ -7,12 +7,11 @@ use std::collections::BTreeSet;
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use askama::Template;
-use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::frame::Frame;
 use crate::db;
-use crate::db::risk::{DecisionRow, PolicyRow, QueueRow, SignalRow, Standing};
+use crate::db::risk::{DecisionRow, PolicyRow, QueueRow, SignalRow, Standing, TimelineRow};
 use crate::domain::{CampaignId, OpenId, RiskAction, RiskPolicy};
 use crate::error::AppError;
 use crate::referral::review::{self, Reviewed};
@@ -178,7 +177,7 @@ struct InviterPage {
     standing: Option<Standing>,
     invites: i32,
     signals: Vec<SignalRow>,
-    timeline: Vec<(String, DateTime<Utc>, Option<DateTime<Utc>>, Option<String>)>,
+    timeline: Vec<TimelineRow>,
     decisions: Vec<DecisionRow>,
     waiting: Vec<String>,
 }
