@@ -186,6 +186,16 @@ async fn a_farm_is_held_under_hold_and_approving_grants_exactly_what_it_reached(
     let html = operator.get(&page).await.text().await.unwrap();
     assert!(html.contains("id=\"risk-decisions\""), "{html}");
     assert!(html.contains("<td>admin</td>"), "{html}");
+    let html = operator
+        .get(&format!("/admin/users/{farmer}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("id=\"user-risk-decisions\"") && html.contains("<td>admin</td>"),
+        "the follower's page lists the decisions: {html}"
+    );
     let again = operator
         .post_form(
             "/admin/risk",
@@ -221,7 +231,27 @@ async fn a_farm_is_blocked_under_block_and_the_board_reranks() {
     let deployment = with_admin(Deployment::new(&wechat));
     let app = TestApp::spawn(&deployment).await;
     let campaign = default_campaign(&app).await;
-    set_policy(&app, campaign, "block").await;
+    // The operator sets the policy on the campaign's risk page; a threshold out of range is
+    // refused with the form shown again.
+    let mut operator = Operator::new(&app);
+    operator.login().await;
+    let page = format!("/admin/campaigns/{campaign}/risk");
+    let csrf = operator.csrf(&page).await;
+    let mut form = vec![
+        ("csrf", csrf.as_str()),
+        ("risk_policy", "block"),
+        ("risk_per_minute", "0"),
+        ("risk_per_hour", "60"),
+        ("risk_left_percent", "50"),
+        ("risk_left_min_friends", "10"),
+        ("risk_block_per_minute", "20"),
+        ("block_text", "你的邀请记录异常，已被取消。"),
+    ];
+    assert_eq!(operator.post_form(&page, &form).await.status(), 400);
+    form[2].1 = "10";
+    assert_eq!(operator.post_form(&page, &form).await.status(), 303);
+    let html = operator.get(&page).await.text().await.unwrap();
+    assert!(html.contains("<option value=\"block\" selected>"), "{html}");
     let three = fission::db::campaigns::add_tier(&app.pool, campaign, 3, "贴纸", true)
         .await
         .unwrap();
@@ -304,8 +334,6 @@ async fn a_farm_is_blocked_under_block_and_the_board_reranks() {
     assert_eq!(board(&app, campaign).await, rows);
 
     // Unblocking lets the inviter earn again; the cancelled credits stay cancelled.
-    let mut operator = Operator::new(&app);
-    operator.login().await;
     let csrf = operator.csrf("/admin/risk").await;
     let pick = format!("{campaign}:{farmer}");
     let response = operator
