@@ -354,3 +354,61 @@ async fn a_farm_is_blocked_under_block_and_the_board_reranks() {
         .await;
     assert_eq!(user(&app, &farmer).await["invites"], 1);
 }
+
+/// Farms and honest inviters pushed all at once through two instances: batches carry several
+/// credits of one inviter and take risk rows alongside leaderboard rows on both instances.
+/// Every push is answered, each farm ends held with its full burst as evidence, and no honest
+/// inviter is touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn farms_pushed_concurrently_through_two_instances_are_held_and_honest_ones_are_not() {
+    use futures_util::stream::{self, StreamExt};
+
+    let wechat = FakeWechat::start(100_000, None).await;
+    let deployment = Deployment::new(&wechat).set("DATABASE_MAX_CONNECTIONS", "16");
+    let a = TestApp::spawn(&deployment).await;
+    let b = TestApp::spawn(&deployment).await;
+    let campaign = default_campaign(&a).await;
+    set_policy(&a, campaign, "hold").await;
+    let t0 = Utc::now().timestamp() - 2 * DAY;
+    let farmers: Vec<String> = (0..3).map(|i| openid("cfarmer", i)).collect();
+    let honest: Vec<String> = (0..3).map(|i| openid("chonest", i)).collect();
+    let mut pushes = Vec::new();
+    for (i, inviter) in farmers.iter().chain(&honest).enumerate() {
+        let scene = a.issue_code(inviter).await["scene_id"].as_i64().unwrap();
+        let farming = i < farmers.len();
+        for f in 0..30 {
+            let at = if farming {
+                t0 + (f * 40) / 30
+            } else {
+                t0 + f * 300
+            };
+            pushes.push((openid(&format!("c{i}f"), f as usize), scene, at));
+        }
+    }
+    let statuses: Vec<u16> = stream::iter(pushes.into_iter().enumerate())
+        .map(|(n, (friend, scene, at))| {
+            let app = if n % 2 == 0 { &a } else { &b };
+            async move {
+                app.subscribe(&friend, Some(scene), at)
+                    .await
+                    .status()
+                    .as_u16()
+            }
+        })
+        .buffer_unordered(48)
+        .collect()
+        .await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+
+    for farmer in &farmers {
+        let view = user(&a, farmer).await;
+        assert_eq!(view["risk"]["status"], "held", "{view}");
+        assert_eq!(view["invites"], 30);
+        assert_eq!(
+            signal(&view, "credits_per_minute").map(|s| s["value"].clone()),
+            Some(serde_json::json!(30.0)),
+            "{view}"
+        );
+    }
+    assert_untouched(&a, &honest).await;
+}
