@@ -151,3 +151,34 @@ fn thresholds(row: &db::risk::Observed) -> Thresholds {
         block_per_minute: row.risk_block_per_minute,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::referral::rules::test_values::{campaign, id};
+    use crate::referral::rules::TierRule;
+
+    #[test]
+    fn held_tiers_are_those_the_batch_crossed() {
+        let mut rules = campaign();
+        rules.tiers = [(1, 3), (2, 12), (3, 25)]
+            .into_iter()
+            .map(|(tier, threshold)| TierRule {
+                id: tier,
+                threshold,
+                name: format!("tier {tier}"),
+                uses_codes: false,
+            })
+            .collect();
+        let inviter = id("oInviter0000000000000000000");
+        let counts = HashMap::from([((rules.id, inviter.to_string()), 13)]);
+        let campaigns = [rules.clone()];
+        // From 10 to 13: tier 12 only (tier 3 was reached before, 25 not yet).
+        assert_eq!(
+            newly_reached(&campaigns, rules.id, &inviter, 3, &counts),
+            [2]
+        );
+        assert!(newly_reached(&campaigns, rules.id, &inviter, 0, &counts).is_empty());
+        assert!(newly_reached(&campaigns, CampaignId(99), &inviter, 3, &counts).is_empty());
+    }
+}
