@@ -252,6 +252,16 @@ async fn a_farm_is_blocked_under_block_and_the_board_reranks() {
     assert_eq!(operator.post_form(&page, &form).await.status(), 303);
     let html = operator.get(&page).await.text().await.unwrap();
     assert!(html.contains("<option value=\"block\" selected>"), "{html}");
+    let html = operator
+        .get(&format!("/admin/campaigns/{campaign}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("id=\"risk-summary\"") && html.contains(&format!("href=\"{page}\"")),
+        "the campaign's page shows its policy and links to it: {html}"
+    );
     let three = fission::db::campaigns::add_tier(&app.pool, campaign, 3, "贴纸", true)
         .await
         .unwrap();

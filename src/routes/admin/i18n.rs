@@ -376,7 +376,6 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("risk.policy.flag", "仅标记", "Flag only"),
     ("risk.policy.hold", "暂扣奖励待审核", "Hold rewards for review"),
     ("risk.policy_error", "请检查：阈值为 1 到 100 之间的整数，消息不超过 600 字。", "Check the values: thresholds are whole numbers from 1 to 100, the message at most 600 characters."),
-    ("risk.policy_link", "风控策略", "Risk policy"),
     ("risk.policy_title", "风控策略", "Risk policy"),
     ("risk.signal", "信号", "Signal"),
     ("risk.signal.credits_per_hour", "每小时邀请过快", "Credits per hour"),

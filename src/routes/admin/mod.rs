@@ -36,7 +36,7 @@ use crate::state::AppState;
 pub use frame::{cn_time, grant_status_key, Frame};
 pub use i18n::Lang;
 pub use leaderboard::selected_campaign;
-pub use risk::action_key as risk_action_key;
+pub use risk::{action_key as risk_action_key, policy_key as risk_policy_key};
 pub use session::SignedIn;
 
 /// Who may call a route.
