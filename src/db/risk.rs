@@ -539,6 +539,27 @@ pub async fn set_policy(pool: &PgPool, campaign: i64, p: &PolicyRow) -> sqlx::Re
     .map(|r| r.rows_affected() == 1)
 }
 
+/// Of an inviter's friends in a campaign: how many never did anything after following (no
+/// message, menu click or scan after their follow), and how many there are. Read for the
+/// review page only, over that inviter's credits.
+pub async fn silent_friends(
+    pool: &PgPool,
+    campaign: i64,
+    openid: &str,
+) -> sqlx::Result<(i64, i64)> {
+    sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE u.last_interaction_at IS NULL
+                                    OR u.last_interaction_at <= r.credited_at),
+                count(*)
+         FROM referrals r LEFT JOIN users u ON u.openid = r.invitee_openid
+         WHERE r.campaign_id = $1 AND r.inviter_openid = $2",
+    )
+    .bind(campaign)
+    .bind(openid)
+    .fetch_one(pool)
+    .await
+}
+
 /// One credit on an inviter's evidence timeline.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TimelineRow {

@@ -157,6 +157,7 @@ async fn a_farm_is_held_under_hold_and_approving_grants_exactly_what_it_reached(
         html.contains("credits_per_minute") && html.contains("18 (60%)"),
         "{html}"
     );
+    assert!(html.contains("id=\"risk-silent\">30 / 30<"), "{html}");
     let csrf = operator.csrf("/admin/risk").await;
     let pick = format!("{campaign}:{farmer}");
     let response = operator

@@ -383,6 +383,7 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("risk.signal.friends_left_percent", "好友取关比例高", "Share of friends who left"),
     ("risk.signal.other", "其他信号", "Other signal"),
     ("risk.signals", "触发的信号", "Signals fired"),
+    ("risk.silent", "关注后从未互动的好友", "Friends who never interacted after following"),
     ("risk.skipped", "不适用", "Not applicable"),
     ("risk.status.blocked", "已拉黑", "Blocked"),
     ("risk.status.flagged", "已标记", "Flagged"),

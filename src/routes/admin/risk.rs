@@ -180,6 +180,8 @@ struct InviterPage {
     timeline: Vec<TimelineRow>,
     decisions: Vec<DecisionRow>,
     waiting: Vec<String>,
+    /// Friends who never interacted after following, of all friends.
+    silent: (i64, i64),
 }
 
 impl InviterPage {
@@ -227,6 +229,7 @@ pub async fn inviter(
         timeline: db::risk::timeline(&state.pool, campaign_id, id, TIMELINE_SIZE).await?,
         decisions: db::risk::decisions_of(&state.pool, Some(campaign_id), id).await?,
         waiting: db::risk::waiting_tiers(&state.pool, campaign_id, id).await?,
+        silent: db::risk::silent_friends(&state.pool, campaign_id, id).await?,
         f: f.with_section("risk"),
         campaign,
         openid: id.to_string(),
