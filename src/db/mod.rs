@@ -17,6 +17,7 @@ pub mod outbox;
 pub mod posters;
 pub mod redemptions;
 pub mod referrals;
+pub mod risk;
 pub mod state;
 pub mod users;
 pub mod webhooks;

@@ -155,7 +155,8 @@ pub async fn record_batch(
                    jsonb_build_object('referral_id', r.id, 'campaign_id', r.campaign_id,
                                       'inviter_openid', r.inviter_openid,
                                       'invitee_openid', r.invitee_openid, 'scene', r.scene,
-                                      'credited_at', r.credited_at, 'revoked_at', v.revoked_at)
+                                      'credited_at', r.credited_at, 'revoked_at', v.revoked_at,
+                                      'reason', v.reason)
             FROM referral_revocations v JOIN referrals r ON r.id = v.referral_id
             WHERE v.referral_id = ANY($9)
             UNION ALL

@@ -4,12 +4,14 @@
 mod ids;
 mod notice_texts;
 mod outcome;
+mod risk;
 mod scene;
 pub mod time;
 
 pub use ids::{CampaignId, OpenId};
 pub use notice_texts::NoticeTexts;
 pub use outcome::Outcome;
+pub use risk::{RiskAction, RiskPolicy, RiskStatus, Signal};
 pub use scene::{ExpireSeconds, PermanentSceneId, Scene, SceneStr, TemporarySceneId};
 
 /// Why a value was refused; the message is safe to show to whoever sent it.

@@ -1,5 +1,5 @@
 //! Writing a batch: one transaction of set-based statements. Rows are taken in one global
-//! order — followers, events, the ledger, code counters, leaderboard rows, grants — each
+//! order — followers, events, the ledger, code counters, leaderboard rows, risk rows, grants — each
 //! table's rows sorted by key, so batches on any number of instances wait for each other but
 //! never in a cycle. Nothing in here calls WeChat or Redis.
 
@@ -118,13 +118,24 @@ async fn write(
         notice_delay,
     )
     .await?;
-    let grants = grant_rewards(tx, &campaigns, &credited, &counts).await?;
+    let screen = super::risk::screen(tx, &campaigns, &credited, &revoked.lost, &counts).await?;
+    let rewarded: Vec<(&PlannedCredit, i64)> = credited
+        .iter()
+        .filter(|(c, _)| !screen.withholds(c.campaign, &c.inviter))
+        .copied()
+        .collect();
+    let grants = grant_rewards(tx, &campaigns, &rewarded, &counts).await?;
     let report = hooks::Report {
         pushes,
         applied: &plan.record,
         codes: &codes,
         credits: credited.iter().map(|(_, id)| *id).collect(),
-        revocations: revoked.referrals.clone(),
+        revocations: revoked
+            .referrals
+            .iter()
+            .chain(&screen.cancelled)
+            .copied()
+            .collect(),
         grants,
         events: Vec::new(),
         webhooks,
@@ -468,6 +479,8 @@ struct Revoked {
     by_push: Vec<usize>,
     /// Leaderboard rows that lost a credit.
     rows: Vec<(CampaignId, OpenId)>,
+    /// The row of each credit revoked (one entry per friend who left).
+    lost: Vec<(CampaignId, OpenId)>,
 }
 
 /// Revokes the credits that unsubscribes reverse, and the credits just written for followers
@@ -537,12 +550,14 @@ async fn revoke(
     }
     by_push.sort_unstable();
     by_push.dedup();
+    let lost = stats_rows.clone();
     stats_rows.sort_by(|a, b| (a.0 .0, &a.1).cmp(&(b.0 .0, &b.1)));
     stats_rows.dedup();
     Ok(Revoked {
         referrals: done,
         by_push,
         rows: stats_rows,
+        lost,
     })
 }
 

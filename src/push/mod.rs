@@ -10,6 +10,7 @@ pub mod campaigns;
 pub mod hooks;
 pub mod incoming;
 pub mod plan;
+pub mod risk;
 
 pub use crate::domain::Outcome;
 pub use batcher::{BatchLimits, PushQueue};

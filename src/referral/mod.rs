@@ -10,5 +10,7 @@ pub mod notices;
 pub mod profile;
 pub mod progress;
 pub mod redemption;
+pub mod review;
+pub mod risk;
 pub mod rules;
 pub mod texts;

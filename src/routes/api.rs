@@ -13,7 +13,7 @@ use subtle::ConstantTimeEq;
 
 use crate::db;
 use crate::db::codes::CodeRow;
-use crate::domain::OpenId;
+use crate::domain::{OpenId, RiskStatus, Signal};
 use crate::error::AppError;
 use crate::referral;
 use crate::state::AppState;
@@ -89,6 +89,15 @@ struct UserView {
     scene_id: Option<i32>,
     scene_str: Option<String>,
     created_at: DateTime<Utc>,
+    risk: RiskView,
+}
+
+/// Where the follower stands as an inviter: the most severe status in any campaign, and every
+/// signal that fired for them with its evidence.
+#[derive(Serialize)]
+struct RiskView {
+    status: RiskStatus,
+    signals: Vec<Signal>,
 }
 
 async fn user(
@@ -102,6 +111,19 @@ async fn user(
     let code = db::codes::by_owner(&state.pool, &openid).await?;
     let invites = db::referrals::invites_total(&state.pool, &openid).await?;
     let invited_by = db::referrals::inviter_of(&state.pool, &openid).await?;
+    let risk = RiskView {
+        status: db::risk::worst_status(&state.pool, openid.as_str()).await?,
+        signals: db::risk::signals_of(&state.pool, None, openid.as_str())
+            .await?
+            .into_iter()
+            .map(|s| Signal {
+                name: s.name,
+                value: s.value,
+                threshold: s.threshold,
+                at: s.at,
+            })
+            .collect(),
+    };
     Ok(HttpResponse::Ok().json(UserView {
         openid: user.openid,
         subscribed: user.subscribed,
@@ -110,6 +132,7 @@ async fn user(
         scene_id: code.as_ref().and_then(|c| c.scene_id),
         scene_str: code.and_then(|c| c.scene_str),
         created_at: user.created_at,
+        risk,
     }))
 }
 

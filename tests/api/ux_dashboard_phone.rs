@@ -36,6 +36,19 @@ async fn every_dashboard_page_works_at_390_px() {
     fission::db::users::set_profile(&app.pool, &inviter, "王小明", None)
         .await
         .unwrap();
+    let campaign: i64 = sqlx::query_scalar("SELECT id FROM campaigns WHERE is_default")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    // A low velocity threshold flags the inviter, so the review pages have a row to show.
+    let mut policy = fission::db::risk::policy(&app.pool, campaign)
+        .await
+        .unwrap()
+        .unwrap();
+    policy.risk_per_minute = 2;
+    fission::db::risk::set_policy(&app.pool, campaign, &policy)
+        .await
+        .unwrap();
     let now = Utc::now().timestamp();
     for i in 0..3 {
         app.subscribe(&openid("phonefriend", i), Some(scene), now + i as i64)
@@ -85,6 +98,9 @@ async fn every_dashboard_page_works_at_390_px() {
         ("campaigns", "/admin/campaigns".to_string()),
         ("campaign-new", "/admin/campaigns/new".to_string()),
         ("campaign-edit", format!("/admin/campaigns/{campaign}")),
+        ("campaign-risk", format!("/admin/campaigns/{campaign}/risk")),
+        ("risk", "/admin/risk".to_string()),
+        ("risk-inviter", format!("/admin/risk/{campaign}/{inviter}")),
         ("channels", "/admin/channels".to_string()),
         ("webhooks", "/admin/webhooks".to_string()),
         ("charts", "/admin/charts".to_string()),

@@ -47,6 +47,8 @@ struct EditPage {
     overlap: Option<Period>,
     /// A running campaign other than the default: it can be ended from here.
     can_end: bool,
+    /// The campaign's risk policy (edited on its own page).
+    risk: Option<db::risk::PolicyRow>,
 }
 
 #[derive(Template)]
@@ -148,6 +150,10 @@ async fn refused_page(
             .is_some_and(|c| !c.is_default && status_key(&c, None) == "campaign.running"),
         None => false,
     };
+    let risk = match id {
+        Some(id) => db::risk::policy(&state.pool, id).await?,
+        None => None,
+    };
     let mut response = render(&EditPage {
         layout: Layout::of(state),
         f: f.with_section("campaigns"),
@@ -159,6 +165,7 @@ async fn refused_page(
         notice,
         overlap,
         can_end,
+        risk,
     })?;
     if failed {
         *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;

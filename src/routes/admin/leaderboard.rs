@@ -1,6 +1,8 @@
 //! The leaderboard: one campaign or every campaign summed, optionally only credits made in a
 //! date range, searchable by openid or nickname, 50 to a page.
 
+use std::collections::HashMap;
+
 use actix_web::{web, HttpResponse};
 use askama::Template;
 use chrono::{Duration, Utc};
@@ -46,9 +48,15 @@ struct LeaderboardPage {
     has_next: bool,
     /// The query string of this view without `page`, for the paging and export links.
     query: String,
+    /// Rows whose inviter is flagged, held or blocked: openid -> message key.
+    marks: HashMap<String, &'static str>,
 }
 
 impl LeaderboardPage {
+    fn mark(&self, openid: &str) -> Option<&'static str> {
+        self.marks.get(openid).copied()
+    }
+
     fn is_selected(&self, id: &i64) -> bool {
         self.selected == Some(*id)
     }
@@ -112,6 +120,12 @@ pub async fn page(
     };
     let has_next = rows.len() as i64 > PAGE_SIZE;
     rows.truncate(PAGE_SIZE as usize);
+    let shown: Vec<&str> = rows.iter().map(|r| r.openid.as_str()).collect();
+    let marks = db::risk::statuses(&state.pool, selected, &shown)
+        .await?
+        .into_iter()
+        .map(|(openid, status)| (openid, super::risk::status_key(status.as_str())))
+        .collect();
     let campaign_param = selected.map_or("all".to_string(), |id| id.to_string());
     let query = serde_urlencoded::to_string([
         ("campaign", campaign_param.as_str()),
@@ -133,5 +147,6 @@ pub async fn page(
         page,
         has_next,
         query,
+        marks,
     })
 }

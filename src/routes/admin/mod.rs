@@ -17,6 +17,7 @@ mod leaderboard;
 mod login;
 mod poster_preview;
 mod redeem;
+mod risk;
 mod session;
 mod uploads;
 mod users;
@@ -38,6 +39,7 @@ use crate::state::AppState;
 pub use frame::{cn_time, grant_status_key, Frame};
 pub use i18n::Lang;
 pub use leaderboard::selected_campaign;
+pub use risk::{action_key as risk_action_key, policy_key as risk_policy_key};
 pub use session::SignedIn;
 
 /// Who may call a route.
@@ -96,6 +98,11 @@ admin_routes! {
     post "/campaigns/{id}/poster-background" Session => uploads::poster_background;
     post "/campaigns/{id}/tiers/{tier}/codes" Session => uploads::reward_codes;
     get  "/campaigns/{id}/poster-preview.png" Session => poster_preview::image;
+    get  "/campaigns/{id}/risk" Session => risk::policy_form;
+    post "/campaigns/{id}/risk" Session => risk::save_policy;
+    get  "/risk" Session => risk::queue;
+    post "/risk" Session => risk::decide;
+    get  "/risk/{id}/{openid}" Session => risk::inviter;
     get  "/channels" Session => channels::page;
     post "/channels" Session => channels::create;
     get  "/channels/{id}/qr.png" Session => channels::qr;

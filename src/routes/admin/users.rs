@@ -8,6 +8,7 @@ use super::frame::Frame;
 use crate::db;
 use crate::db::dashboard::{InviteeLine, RewardLine};
 use crate::db::events::EventRow;
+use crate::db::risk::DecisionRow;
 use crate::db::users::UserRow;
 use crate::domain::OpenId;
 use crate::error::AppError;
@@ -27,6 +28,9 @@ struct UserPage {
     revoked: Vec<InviteeLine>,
     rewards: Vec<RewardLine>,
     events: Vec<EventRow>,
+    /// Risk decisions about the follower as an inviter, newest first (each links to the
+    /// campaign's review page).
+    decisions: Vec<DecisionRow>,
 }
 
 pub async fn page(
@@ -54,6 +58,7 @@ pub async fn page(
         invited_by: db::referrals::inviter_of(&state.pool, &openid).await?,
         counts: db::dashboard::counts_by_campaign(&state.pool, id).await?,
         rewards: db::dashboard::rewards(&state.pool, id).await?,
+        decisions: db::risk::decisions_of(&state.pool, None, id).await?,
         user,
         invitees,
         revoked,

@@ -1,0 +1,332 @@
+//! Risk signals and what a campaign's policy does about them, purely. The push path keeps
+//! bounded counters per inviter (the times of their latest credits, how many friends they
+//! brought and how many of those left within the revoke window); these functions read the
+//! counters against the campaign's thresholds and say which signals fire and where the inviter
+//! stands afterwards.
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::domain::{RiskAction, RiskPolicy, RiskStatus, Signal};
+
+/// More credits than `per_minute` within 60 seconds.
+pub const PER_MINUTE: &str = "credits_per_minute";
+/// More credits than `per_hour` within an hour.
+pub const PER_HOUR: &str = "credits_per_hour";
+/// At least `left_percent` % of the inviter's friends left within the revoke window.
+pub const FRIENDS_LEFT: &str = "friends_left_percent";
+
+/// How many credit times the counters keep: more than any threshold a campaign may set (1..=100),
+/// so a window over a threshold is always seen in full.
+pub const RECENT_KEPT: usize = 128;
+
+/// A campaign's policy and thresholds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thresholds {
+    pub policy: RiskPolicy,
+    pub per_minute: i32,
+    pub per_hour: i32,
+    pub left_percent: i32,
+    /// The leaving share counts only from this many friends on.
+    pub left_min_friends: i32,
+    /// Under `block`: more credits than this within 60 seconds blocks.
+    pub block_per_minute: i32,
+}
+
+impl Default for Thresholds {
+    /// The default campaign's: flag only, more than 10 credits in 60 seconds.
+    fn default() -> Thresholds {
+        Thresholds {
+            policy: RiskPolicy::Flag,
+            per_minute: 10,
+            per_hour: 60,
+            left_percent: 50,
+            left_min_friends: 10,
+            block_per_minute: 20,
+        }
+    }
+}
+
+/// What the push path keeps about an inviter in a campaign.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// CreateTimes of the latest credits (at most `RECENT_KEPT`), any order.
+    pub recent: Vec<DateTime<Utc>>,
+    pub friends: i32,
+    pub friends_left: i32,
+}
+
+/// The most credits inside any span shorter than `window`, and when that span ended.
+pub fn peak(times: &[DateTime<Utc>], window: Duration) -> (usize, Option<DateTime<Utc>>) {
+    let mut sorted = times.to_vec();
+    sorted.sort_unstable();
+    let mut best = (0, None);
+    let mut start = 0;
+    for end in 0..sorted.len() {
+        while sorted[end] - sorted[start] >= window {
+            start += 1;
+        }
+        let n = end - start + 1;
+        if n > best.0 {
+            best = (n, Some(sorted[end]));
+        }
+    }
+    best
+}
+
+/// The signals the counters fire, each with its evidence. `now` dates the leaving share.
+pub fn signals(c: &Counters, t: &Thresholds, now: DateTime<Utc>) -> Vec<Signal> {
+    let mut fired = Vec::new();
+    for (name, window, threshold) in [
+        (PER_MINUTE, Duration::seconds(60), t.per_minute),
+        (PER_HOUR, Duration::hours(1), t.per_hour),
+    ] {
+        if let (n, Some(at)) = peak(&c.recent, window) {
+            if n as i64 > i64::from(threshold) {
+                fired.push(Signal {
+                    name: name.to_string(),
+                    value: n as f64,
+                    threshold: f64::from(threshold),
+                    at,
+                });
+            }
+        }
+    }
+    if c.friends >= t.left_min_friends && c.friends > 0 {
+        let percent = f64::from(c.friends_left) * 100.0 / f64::from(c.friends);
+        if percent >= f64::from(t.left_percent) {
+            fired.push(Signal {
+                name: FRIENDS_LEFT.to_string(),
+                value: (percent * 10.0).round() / 10.0,
+                threshold: f64::from(t.left_percent),
+                at: now,
+            });
+        }
+    }
+    fired
+}
+
+/// Where an inviter stands after a batch, and what to do about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict {
+    pub status: RiskStatus,
+    /// The automatic decision to record, if the status moved.
+    pub action: Option<RiskAction>,
+    /// Cancel the inviter's live credits (a block, or new credits of a blocked inviter).
+    pub cancel_credits: bool,
+}
+
+/// What the policy makes of the signals fired for an inviter now standing at `current`.
+/// Escalation only: nothing automatic ever lowers a status, and an inviter an operator cleared
+/// is not escalated again by the signals they were cleared with.
+pub fn assess(
+    current: RiskStatus,
+    cleared: bool,
+    t: &Thresholds,
+    fired: &[Signal],
+    new_credits: bool,
+) -> Verdict {
+    let unchanged = Verdict {
+        status: current,
+        action: None,
+        cancel_credits: current == RiskStatus::Blocked && new_credits,
+    };
+    if cleared || fired.is_empty() || current == RiskStatus::Blocked {
+        return unchanged;
+    }
+    let over_hard = fired
+        .iter()
+        .any(|s| s.name == PER_MINUTE && s.value > f64::from(t.block_per_minute));
+    let target = match t.policy {
+        RiskPolicy::Flag => RiskAction::Flag,
+        RiskPolicy::Hold => RiskAction::Hold,
+        RiskPolicy::Block if over_hard => RiskAction::Block,
+        RiskPolicy::Block => RiskAction::Hold,
+    };
+    if target.status() <= current {
+        return unchanged;
+    }
+    Verdict {
+        status: target.status(),
+        action: Some(target),
+        cancel_credits: target == RiskAction::Block,
+    }
+}
+
+/// Whether an operator's decision applies to an inviter standing at `current`: approve what
+/// was flagged or held, reject (withhold for good) what was flagged or held, block anyone not
+/// blocked, unblock only the blocked.
+pub fn allowed(current: RiskStatus, action: RiskAction) -> bool {
+    match action {
+        RiskAction::Approve | RiskAction::Reject => {
+            matches!(current, RiskStatus::Flagged | RiskStatus::Held)
+        }
+        RiskAction::Block => current != RiskStatus::Blocked,
+        RiskAction::Unblock => current == RiskStatus::Blocked,
+        RiskAction::Flag | RiskAction::Hold => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap()
+    }
+
+    fn counters(times: &[i64], friends: i32, left: i32) -> Counters {
+        Counters {
+            recent: times.iter().map(|&s| at(s)).collect(),
+            friends,
+            friends_left: left,
+        }
+    }
+
+    fn names(fired: &[Signal]) -> Vec<&str> {
+        fired.iter().map(|s| s.name.as_str()).collect()
+    }
+
+    #[test]
+    fn peak_counts_the_busiest_span_shorter_than_the_window_in_any_order() {
+        let times: Vec<_> = [100, 0, 59, 30, 60, 61].iter().map(|&s| at(s)).collect();
+        // 0, 30, 59 fit in 60 s; 30, 59, 60, 61 too (61 - 30 < 60); 0 and 60 do not.
+        assert_eq!(peak(&times, Duration::seconds(60)), (4, Some(at(61))));
+        assert_eq!(peak(&[], Duration::seconds(60)), (0, None));
+    }
+
+    #[test]
+    fn eleven_credits_in_a_minute_fire_velocity_ten_do_not() {
+        let t = Thresholds::default();
+        let ten: Vec<i64> = (0..10).map(|i| i * 5).collect();
+        assert!(signals(&counters(&ten, 10, 0), &t, at(0)).is_empty());
+        let eleven: Vec<i64> = (0..11).map(|i| i * 5).collect();
+        let fired = signals(&counters(&eleven, 11, 0), &t, at(0));
+        assert_eq!(names(&fired), [PER_MINUTE]);
+        assert_eq!((fired[0].value, fired[0].threshold), (11.0, 10.0));
+        assert_eq!(fired[0].at, at(50));
+    }
+
+    #[test]
+    fn a_steady_pace_never_fires_velocity_but_an_hourly_burst_does() {
+        let t = Thresholds::default();
+        let steady: Vec<i64> = (0..100).map(|i| i * 180).collect();
+        assert!(signals(&counters(&steady, 100, 5), &t, at(0)).is_empty());
+        let hourly: Vec<i64> = (0..61).map(|i| i * 55).collect();
+        assert_eq!(
+            names(&signals(&counters(&hourly, 61, 0), &t, at(0))),
+            [PER_HOUR]
+        );
+    }
+
+    #[test]
+    fn the_leaving_share_counts_only_from_the_minimum_of_friends() {
+        let t = Thresholds::default();
+        assert!(signals(&counters(&[], 9, 9), &t, at(0)).is_empty());
+        assert!(signals(&counters(&[], 10, 4), &t, at(0)).is_empty());
+        let fired = signals(&counters(&[], 30, 18), &t, at(7));
+        assert_eq!(names(&fired), [FRIENDS_LEFT]);
+        assert_eq!(
+            (fired[0].value, fired[0].threshold, fired[0].at),
+            (60.0, 50.0, at(7))
+        );
+    }
+
+    fn velocity(n: f64) -> Vec<Signal> {
+        vec![Signal {
+            name: PER_MINUTE.into(),
+            value: n,
+            threshold: 10.0,
+            at: at(0),
+        }]
+    }
+
+    fn with(policy: RiskPolicy) -> Thresholds {
+        Thresholds {
+            policy,
+            ..Thresholds::default()
+        }
+    }
+
+    #[test]
+    fn each_policy_escalates_as_it_says() {
+        let flag = assess(
+            RiskStatus::Ok,
+            false,
+            &with(RiskPolicy::Flag),
+            &velocity(30.0),
+            true,
+        );
+        assert_eq!(
+            (flag.status, flag.action),
+            (RiskStatus::Flagged, Some(RiskAction::Flag))
+        );
+        let hold = assess(
+            RiskStatus::Ok,
+            false,
+            &with(RiskPolicy::Hold),
+            &velocity(30.0),
+            true,
+        );
+        assert_eq!(
+            (hold.status, hold.action),
+            (RiskStatus::Held, Some(RiskAction::Hold))
+        );
+        assert!(!hold.cancel_credits);
+        let below = assess(
+            RiskStatus::Ok,
+            false,
+            &with(RiskPolicy::Block),
+            &velocity(15.0),
+            true,
+        );
+        assert_eq!(below.status, RiskStatus::Held);
+        let block = assess(
+            RiskStatus::Held,
+            false,
+            &with(RiskPolicy::Block),
+            &velocity(21.0),
+            true,
+        );
+        assert_eq!(
+            (block.status, block.action),
+            (RiskStatus::Blocked, Some(RiskAction::Block))
+        );
+        assert!(block.cancel_credits);
+    }
+
+    #[test]
+    fn nothing_automatic_lowers_a_status_or_escalates_a_cleared_inviter() {
+        let t = with(RiskPolicy::Flag);
+        let held = assess(RiskStatus::Held, false, &t, &velocity(30.0), true);
+        assert_eq!((held.status, held.action), (RiskStatus::Held, None));
+        let cleared = assess(
+            RiskStatus::Ok,
+            true,
+            &with(RiskPolicy::Block),
+            &velocity(50.0),
+            true,
+        );
+        assert_eq!((cleared.status, cleared.action), (RiskStatus::Ok, None));
+        let quiet = assess(RiskStatus::Ok, false, &t, &[], true);
+        assert_eq!(quiet.action, None);
+    }
+
+    #[test]
+    fn new_credits_of_a_blocked_inviter_are_cancelled_too() {
+        let t = with(RiskPolicy::Block);
+        assert!(assess(RiskStatus::Blocked, false, &t, &[], true).cancel_credits);
+        assert!(!assess(RiskStatus::Blocked, false, &t, &[], false).cancel_credits);
+    }
+
+    #[test]
+    fn operators_decide_only_what_fits_where_the_inviter_stands() {
+        use RiskAction::*;
+        use RiskStatus::{Blocked, Flagged, Held, Ok as Clear};
+        assert!(allowed(Held, Approve) && allowed(Flagged, Approve) && !allowed(Clear, Approve));
+        assert!(allowed(Held, Reject) && !allowed(Blocked, Reject));
+        assert!(allowed(Clear, Block) && allowed(Held, Block) && !allowed(Blocked, Block));
+        assert!(allowed(Blocked, Unblock) && !allowed(Held, Unblock));
+        assert!(!allowed(Clear, Flag) && !allowed(Clear, Hold));
+    }
+}
