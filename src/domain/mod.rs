@@ -12,7 +12,9 @@ pub use ids::{CampaignId, OpenId};
 pub use notice_texts::NoticeTexts;
 pub use outcome::Outcome;
 pub use risk::{RiskAction, RiskPolicy, RiskStatus, Signal};
-pub use scene::{ExpireSeconds, PermanentSceneId, Scene, SceneStr, TemporarySceneId};
+pub use scene::{
+    ExpireSeconds, PermanentSceneId, Scene, SceneStr, TemporarySceneId, BINDING_PREFIX,
+};
 
 /// Why a value was refused; the message is safe to show to whoever sent it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

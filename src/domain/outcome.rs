@@ -11,6 +11,8 @@ pub enum Outcome {
     AlreadyCredited,
     ChannelFollow,
     UnknownScene,
+    /// A follow through a binding code: completes the binding, credits no one.
+    BindingFollow,
     SelfInvite,
     NotNew,
     NoCampaign,
@@ -32,7 +34,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// Every outcome (a new one that is not listed here fails the round-trip test below).
-    pub const ALL: [Outcome; 16] = ALL;
+    pub const ALL: [Outcome; 17] = ALL;
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -41,6 +43,7 @@ impl Outcome {
             Outcome::AlreadyCredited => "already_credited",
             Outcome::ChannelFollow => "channel_follow",
             Outcome::UnknownScene => "unknown_scene",
+            Outcome::BindingFollow => "binding_follow",
             Outcome::SelfInvite => "self_invite",
             Outcome::NotNew => "not_new",
             Outcome::NoCampaign => "no_campaign",
@@ -67,12 +70,13 @@ impl TryFrom<String> for Outcome {
     }
 }
 
-const ALL: [Outcome; 16] = [
+const ALL: [Outcome; 17] = [
     Outcome::Duplicate,
     Outcome::Credited,
     Outcome::AlreadyCredited,
     Outcome::ChannelFollow,
     Outcome::UnknownScene,
+    Outcome::BindingFollow,
     Outcome::SelfInvite,
     Outcome::NotNew,
     Outcome::NoCampaign,
@@ -117,6 +121,7 @@ mod tests {
             Outcome::Interaction => 13,
             Outcome::Subscriptions => 14,
             Outcome::Recorded => 15,
+            Outcome::BindingFollow => 16,
         };
         let mut seen: Vec<usize> = ALL.into_iter().map(position).collect();
         seen.sort_unstable();

@@ -103,7 +103,16 @@ pub enum Scene {
     Str(SceneStr),
 }
 
+/// Scene strings of binding codes start with this; invite codes' scenes are numbers, and
+/// channel codes' start with `ch_`, so the two never meet.
+pub const BINDING_PREFIX: &str = "bind_";
+
 impl Scene {
+    /// A binding code's scene (never anyone's invite code).
+    pub fn is_binding(&self) -> bool {
+        matches!(self, Scene::Str(s) if s.as_str().starts_with(BINDING_PREFIX))
+    }
+
     /// `qrscene_` has already been stripped by the message parser. All digits means a numeric
     /// scene; anything else is a string scene.
     pub fn parse(key: &str) -> Result<Scene, InvalidValue> {

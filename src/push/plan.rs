@@ -106,6 +106,10 @@ pub fn plan(pushes: &[Incoming], known: Known<'_>) -> Plan {
                     plan.outcomes[i] = Outcome::Followed;
                     continue;
                 };
+                if scene.scene.as_ref().is_some_and(Scene::is_binding) {
+                    plan.outcomes[i] = Outcome::BindingFollow;
+                    continue;
+                }
                 let code = scene.scene.as_ref().and_then(|s| known.codes.get(s));
                 if let Some(code) = code {
                     plan.code_uses.entry(code.id).or_default().1 += 1;

@@ -15,9 +15,7 @@ use crate::domain::{ExpireSeconds, SceneStr};
 use crate::services::{ServiceError, Services};
 use crate::wechat::qrcode::{render_png, QrCodeRequest, TemporaryScene};
 
-/// Scene strings of binding codes start with this; invite codes' scenes are numbers, and
-/// channel codes' start with `ch_`, so the two never meet.
-pub const SCENE_PREFIX: &str = "bind_";
+pub use crate::domain::BINDING_PREFIX as SCENE_PREFIX;
 
 /// Creates a binding code living `expire` from now, carrying `payload`.
 pub async fn create(

@@ -187,6 +187,13 @@ async fn a_follow_through_a_binding_completes_it_and_credits_nobody_and_expiry_e
         .await
         .unwrap();
     assert_eq!(referrals, 0, "a follow through a binding credits nobody");
+    let outcome: String =
+        sqlx::query_scalar("SELECT outcome FROM events WHERE openid = $1 AND event = 'subscribe'")
+            .bind(&follower)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(outcome, "binding_follow", "not an unknown scene");
     let user: Value = app
         .api_get(&format!("/api/v1/users/{follower}"))
         .await

@@ -220,6 +220,7 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("code.job.notice", "邀请进展通知", "Invitation notice"),
     ("code.job.poster", "海报", "Poster"),
     ("code.outcome.already_credited", "已计过邀请", "Already credited"),
+    ("code.outcome.binding_follow", "通过绑定码关注", "Followed through a binding code"),
     ("code.outcome.channel_follow", "渠道码关注", "Channel code follow"),
     ("code.outcome.credited", "邀请成功", "Credited"),
     ("code.outcome.duplicate", "重复推送（已忽略）", "Duplicate (ignored)"),
