@@ -314,7 +314,7 @@ async fn lock_stats(tx: &mut Tx<'_>, campaign: CampaignId, openid: &OpenId) -> s
 }
 
 /// Cancels the inviter's live credits in the campaign as revocations naming their latest block,
-/// and recounts their leaderboard row (which the caller holds). Returns how many it cancelled.
+/// and recounts their leaderboard row (which the caller holds). Returns the referrals cancelled.
 pub async fn cancel_credits(
     tx: &mut Tx<'_>,
     campaign: CampaignId,
