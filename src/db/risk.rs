@@ -402,7 +402,7 @@ async fn grant_reached(
 }
 
 /// Opens (or marks for another round) the follower's notice job, as a credit does.
-async fn queue_notice(tx: &mut Tx<'_>, openid: &OpenId) -> sqlx::Result<()> {
+pub async fn queue_notice(tx: &mut Tx<'_>, openid: &OpenId) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO outbox (kind, payload, coalesce_key)
          VALUES ($2, jsonb_build_object('openid', $1::text), 'notice:' || $1)
@@ -599,12 +599,14 @@ pub struct PolicyRow {
     pub risk_left_min_friends: i32,
     pub risk_block_per_minute: i32,
     pub block_text: String,
+    /// Days a reached tier waits before it is granted (0 = at once).
+    pub reward_delay_days: i32,
 }
 
 pub async fn policy(db: impl PgExecutor<'_>, campaign: i64) -> sqlx::Result<Option<PolicyRow>> {
     sqlx::query_as(
         "SELECT risk_policy, risk_per_minute, risk_per_hour, risk_left_percent,
-                risk_left_min_friends, risk_block_per_minute, block_text
+                risk_left_min_friends, risk_block_per_minute, block_text, reward_delay_days
          FROM campaigns WHERE id = $1",
     )
     .bind(campaign)
@@ -617,7 +619,7 @@ pub async fn set_policy(pool: &PgPool, campaign: i64, p: &PolicyRow) -> sqlx::Re
     sqlx::query(
         "UPDATE campaigns SET risk_policy = $2, risk_per_minute = $3, risk_per_hour = $4,
                 risk_left_percent = $5, risk_left_min_friends = $6, risk_block_per_minute = $7,
-                block_text = $8
+                block_text = $8, reward_delay_days = $9
          WHERE id = $1",
     )
     .bind(campaign)
@@ -628,6 +630,7 @@ pub async fn set_policy(pool: &PgPool, campaign: i64, p: &PolicyRow) -> sqlx::Re
     .bind(p.risk_left_min_friends)
     .bind(p.risk_block_per_minute)
     .bind(&p.block_text)
+    .bind(p.reward_delay_days)
     .execute(pool)
     .await
     .map(|r| r.rows_affected() == 1)

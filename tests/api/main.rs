@@ -34,6 +34,7 @@ mod postgres_restart;
 mod redis_outage;
 mod risk;
 mod risk_browser;
+mod risk_delay;
 mod risk_hooks;
 mod sandbox;
 mod sandbox_story;

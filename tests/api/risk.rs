@@ -34,6 +34,7 @@ pub async fn set_policy(app: &TestApp, campaign: i64, policy: &str) {
         risk_left_min_friends: 10,
         risk_block_per_minute: 20,
         block_text: "你的邀请记录异常，已被取消。".into(),
+        reward_delay_days: 0,
     };
     assert!(fission::db::risk::set_policy(&app.pool, campaign, &row)
         .await
