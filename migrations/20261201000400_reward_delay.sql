@@ -1,3 +1,5 @@
+-- Delayed rewards, and the silent-friends risk signal.
+--
 -- Delayed rewards: a campaign may wait N days before granting a tier an inviter reached. The
 -- tier waits as a `reward_pending` row until `due_at` (the CreateTime of the credit that reached
 -- it, plus the delay); a periodic job then grants it if the inviter's live count still reaches
@@ -22,3 +24,11 @@ CREATE TABLE reward_pending (
 );
 CREATE INDEX reward_pending_due_idx ON reward_pending (due_at) WHERE status = 'waiting';
 CREATE INDEX reward_pending_inviter_idx ON reward_pending (openid, campaign_id);
+
+-- Silent friends: how many of an inviter's friends did something after following (a message,
+-- menu click or scan later than their credit), counted by the push path at each friend's first
+-- time; more than `risk_silent_percent` of the friends older than a day never doing anything
+-- fires the signal.
+ALTER TABLE risk_inviters ADD COLUMN friends_active INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE campaigns
+    ADD COLUMN risk_silent_percent INTEGER NOT NULL DEFAULT 90 CHECK (risk_silent_percent BETWEEN 1 AND 100);

@@ -1,7 +1,7 @@
 //! Writing a batch: one transaction of set-based statements. Rows are taken in one global
-//! order — followers, events, the ledger, code counters, leaderboard rows, risk rows, grants — each
-//! table's rows sorted by key, so batches on any number of instances wait for each other but
-//! never in a cycle. Nothing in here calls WeChat or Redis.
+//! order — followers, events, the ledger, code counters, leaderboard rows, risk rows, grants,
+//! delayed-reward rows — each table's rows sorted by key, so batches on any number of instances
+//! wait for each other but never in a cycle. Nothing in here calls WeChat or Redis.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -118,7 +118,16 @@ async fn write(
         notice_delay,
     )
     .await?;
-    let screen = super::risk::screen(tx, &campaigns, &credited, &revoked.lost, &counts).await?;
+    let interactions = super::risk::first_interactions(&followers, plan.followers.iter());
+    let screen = super::risk::screen(
+        tx,
+        &campaigns,
+        &credited,
+        &revoked.lost,
+        &interactions,
+        &counts,
+    )
+    .await?;
     let rewarded: Vec<(&PlannedCredit, i64)> = credited
         .iter()
         .filter(|(c, _)| !screen.withholds(c.campaign, &c.inviter))

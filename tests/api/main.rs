@@ -36,6 +36,7 @@ mod risk;
 mod risk_browser;
 mod risk_delay;
 mod risk_hooks;
+mod risk_silent;
 mod sandbox;
 mod sandbox_story;
 mod token;

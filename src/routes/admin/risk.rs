@@ -37,6 +37,7 @@ pub fn signal_key(name: &str) -> &'static str {
         crate::referral::risk::PER_MINUTE => "risk.signal.credits_per_minute",
         crate::referral::risk::PER_HOUR => "risk.signal.credits_per_hour",
         crate::referral::risk::FRIENDS_LEFT => "risk.signal.friends_left_percent",
+        crate::referral::risk::FRIENDS_SILENT => "risk.signal.friends_silent_percent",
         _ => "risk.signal.other",
     }
 }
@@ -269,6 +270,9 @@ pub struct PolicyForm {
     /// Absent from older forms: rewards at once.
     #[serde(default)]
     pub reward_delay_days: String,
+    /// Absent from older forms: the default, 90 %.
+    #[serde(default)]
+    pub risk_silent_percent: String,
 }
 
 impl PolicyForm {
@@ -282,6 +286,7 @@ impl PolicyForm {
             risk_block_per_minute: p.risk_block_per_minute.to_string(),
             block_text: p.block_text.clone(),
             reward_delay_days: p.reward_delay_days.to_string(),
+            risk_silent_percent: p.risk_silent_percent.to_string(),
         }
     }
 
@@ -308,6 +313,10 @@ impl PolicyForm {
             reward_delay_days: match self.reward_delay_days.trim() {
                 "" => 0,
                 raw => raw.parse::<i32>().ok().filter(|d| (0..=90).contains(d))?,
+            },
+            risk_silent_percent: match self.risk_silent_percent.trim() {
+                "" => 90,
+                raw => n(raw, 100)?,
             },
         })
     }
