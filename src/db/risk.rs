@@ -21,6 +21,8 @@ pub struct Observed {
     pub friends: i32,
     pub friends_left: i32,
     pub friends_active: i32,
+    /// When the inviter was themselves credited as a friend (the earliest), if ever.
+    pub invited_at: Option<DateTime<Utc>>,
     pub risk_policy: String,
     pub risk_per_minute: i32,
     pub risk_per_hour: i32,
@@ -89,7 +91,9 @@ pub async fn observe(
                       r.recent, r.friends, r.friends_left, r.friends_active
          )
          SELECT up.*, k.risk_policy, k.risk_per_minute, k.risk_per_hour, k.risk_left_percent,
-                k.risk_left_min_friends, k.risk_block_per_minute, k.risk_silent_percent
+                k.risk_left_min_friends, k.risk_block_per_minute, k.risk_silent_percent,
+                (SELECT min(i.credited_at) FROM referrals i
+                 WHERE i.invitee_openid = up.openid) AS invited_at
          FROM up JOIN campaigns k ON k.id = up.campaign_id",
     )
     .bind(credits.iter().map(|c| c.0 .0).collect::<Vec<_>>())

@@ -83,6 +83,7 @@ pub async fn screen(
             friends: row.friends,
             friends_left: row.friends_left,
             friends_active: row.friends_active,
+            invited_at: row.invited_at,
         };
         let signals = risk::signals(&counters, &thresholds, latest.unwrap_or_else(Utc::now));
         let current = RiskStatus::parse(&row.status).unwrap_or(RiskStatus::Ok);

@@ -15,6 +15,11 @@ pub const PER_MINUTE: &str = "credits_per_minute";
 pub const PER_HOUR: &str = "credits_per_hour";
 /// At least `left_percent` % of the inviter's friends left within the revoke window.
 pub const FRIENDS_LEFT: &str = "friends_left_percent";
+/// A chain: the inviter followed through someone's code at most `CHAIN_WITHIN` before a
+/// per-minute burst of their own (a new friend at once inviting at the burst rate).
+pub const CHAIN: &str = "chain_burst";
+/// How soon after their own follow a burst makes a chain.
+pub const CHAIN_WITHIN: Duration = Duration::hours(1);
 /// More than `silent_percent` % of the inviter's friends older than a day never did anything
 /// after following (no message, menu click or scan).
 pub const FRIENDS_SILENT: &str = "friends_silent_percent";
@@ -62,6 +67,8 @@ pub struct Counters {
     pub friends_left: i32,
     /// Friends who did something after following (counted once each, at their first time).
     pub friends_active: i32,
+    /// When the inviter was themselves credited as someone's friend (the earliest), if ever.
+    pub invited_at: Option<DateTime<Utc>>,
 }
 
 /// The most credits inside any span shorter than `window`, and when that span ended.
@@ -97,6 +104,17 @@ pub fn signals(c: &Counters, t: &Thresholds, now: DateTime<Utc>) -> Vec<Signal> 
                     threshold: f64::from(threshold),
                     at,
                 });
+                let chained = c
+                    .invited_at
+                    .is_some_and(|joined| joined <= at && at - joined <= CHAIN_WITHIN);
+                if name == PER_MINUTE && chained {
+                    fired.push(Signal {
+                        name: CHAIN.to_string(),
+                        value: n as f64,
+                        threshold: f64::from(threshold),
+                        at,
+                    });
+                }
             }
         }
     }
@@ -221,6 +239,7 @@ mod tests {
             friends_left: left,
             // Everyone talks unless a test says otherwise.
             friends_active: friends,
+            invited_at: None,
         }
     }
 
@@ -274,6 +293,36 @@ mod tests {
     }
 
     const DAY: i64 = 86_400;
+
+    #[test]
+    fn a_burst_within_an_hour_of_the_inviters_own_follow_is_a_chain() {
+        let t = Thresholds::default();
+        let burst: Vec<i64> = (0..11).map(|i| 1800 + i * 3).collect();
+        let joined = |at_secs: Option<i64>| Counters {
+            invited_at: at_secs.map(at),
+            ..counters(&burst, 11, 0)
+        };
+        // Followed through a code 30 minutes before the burst ended.
+        let fired = signals(&joined(Some(0)), &t, at(2000));
+        assert_eq!(names(&fired), [PER_MINUTE, CHAIN]);
+        assert_eq!((fired[1].value, fired[1].at), (11.0, at(1830)));
+        // Followed two hours before, never invited by anyone, or after the burst: no chain.
+        assert_eq!(
+            names(&signals(&joined(Some(-5400)), &t, at(2000))),
+            [PER_MINUTE]
+        );
+        assert_eq!(names(&signals(&joined(None), &t, at(2000))), [PER_MINUTE]);
+        assert_eq!(
+            names(&signals(&joined(Some(1900)), &t, at(2000))),
+            [PER_MINUTE]
+        );
+        // A quick start below the burst rate is no chain either.
+        let ten = Counters {
+            invited_at: Some(at(0)),
+            ..counters(&burst[..10], 10, 0)
+        };
+        assert!(signals(&ten, &t, at(2000)).is_empty());
+    }
 
     #[test]
     fn silent_friends_fire_only_when_enough_are_old_and_almost_none_talk() {

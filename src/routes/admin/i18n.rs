@@ -422,6 +422,7 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("risk.policy_title", "风控策略", "Risk policy"),
     ("risk.reward_delay_days", "奖励延迟发放（天，0 为立即发放；到期时好友仍关注才发放）", "Delay rewards (days, 0 = at once; granted only if the friends still follow then)"),
     ("risk.signal", "信号", "Signal"),
+    ("risk.signal.chain_burst", "新关注即高速邀请（连锁）", "Chain: a new friend inviting at the burst rate"),
     ("risk.signal.credits_per_hour", "每小时邀请过快", "Credits per hour"),
     ("risk.signal.credits_per_minute", "60 秒内邀请过快", "Credits within 60 s"),
     ("risk.signal.friends_left_percent", "好友取关比例高", "Share of friends who left"),

@@ -38,6 +38,7 @@ pub fn signal_key(name: &str) -> &'static str {
         crate::referral::risk::PER_HOUR => "risk.signal.credits_per_hour",
         crate::referral::risk::FRIENDS_LEFT => "risk.signal.friends_left_percent",
         crate::referral::risk::FRIENDS_SILENT => "risk.signal.friends_silent_percent",
+        crate::referral::risk::CHAIN => "risk.signal.chain_burst",
         _ => "risk.signal.other",
     }
 }
