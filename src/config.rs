@@ -63,6 +63,8 @@ pub struct Settings {
     pub push_writers: usize,
     /// How long a new notice to an inviter waits for more news to join it.
     pub notice_delay_ms: u64,
+    /// How often each instance grants the delayed rewards that came due.
+    pub delayed_rewards_every_secs: u64,
     /// Font for nicknames on posters (face 0 of a TTF/OTF/TTC); missing = posters without them.
     pub poster_font: PathBuf,
     /// A text message equal to this gets the sender's poster as the reply.
@@ -318,6 +320,12 @@ impl Settings {
                 2000,
             )?
             .min(600_000),
+            delayed_rewards_every_secs: parse_num::<u64>(
+                "FISSION_DELAYED_REWARDS_EVERY_SECS",
+                get("FISSION_DELAYED_REWARDS_EVERY_SECS"),
+                60,
+            )?
+            .clamp(1, 3600),
             poster_font: PathBuf::from(or("FISSION_POSTER_FONT", DEFAULT_POSTER_FONT)),
             poster_keyword: or("FISSION_POSTER_KEYWORD", "海报").trim().to_string(),
             poster_menu_key: or("FISSION_POSTER_MENU_KEY", "MY_POSTER"),

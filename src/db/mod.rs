@@ -9,6 +9,7 @@ pub mod campaigns;
 pub mod charts;
 pub mod codes;
 pub mod dashboard;
+pub mod delayed;
 pub mod events;
 pub mod leases;
 pub mod media;

@@ -20,51 +20,80 @@ pub struct Observed {
     pub recent: Vec<DateTime<Utc>>,
     pub friends: i32,
     pub friends_left: i32,
+    pub friends_active: i32,
+    /// When the inviter was themselves credited as a friend (the earliest), if ever.
+    pub invited_at: Option<DateTime<Utc>>,
     pub risk_policy: String,
     pub risk_per_minute: i32,
     pub risk_per_hour: i32,
     pub risk_left_percent: i32,
     pub risk_left_min_friends: i32,
     pub risk_block_per_minute: i32,
+    pub risk_silent_percent: i32,
 }
 
-/// Adds a batch's credits (campaign, inviter, CreateTime) and friends lost to the revoke window
-/// (campaign, inviter: one entry per friend) to the inviters' counters, in one statement that
-/// takes their rows in (campaign, openid) order, and returns the counters. Only the latest
-/// `kept` credit times are kept.
+/// A follower who did something in a batch (a message, menu click or scan) while, before it,
+/// nothing of theirs came after their latest follow: their previous interaction, and the
+/// batch's latest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interaction<'a> {
+    pub openid: &'a OpenId,
+    pub before: Option<DateTime<Utc>>,
+    pub latest: DateTime<Utc>,
+}
+
+/// Adds a batch's credits (campaign, inviter, CreateTime), friends lost to the revoke window
+/// (campaign, inviter: one entry per friend) and friends' first interactions after their credit
+/// to the inviters' counters, in one statement that takes their rows in (campaign, openid)
+/// order, and returns the counters. Only the latest `kept` credit times are kept.
 pub async fn observe(
     tx: &mut Tx<'_>,
     credits: &[(CampaignId, &OpenId, DateTime<Utc>)],
     lost: &[(CampaignId, &OpenId)],
+    interactions: &[Interaction<'_>],
     kept: usize,
 ) -> sqlx::Result<Vec<Observed>> {
     sqlx::query_as(
         "WITH c AS (
-            SELECT x.c AS campaign_id, x.o AS openid, array_agg(x.a ORDER BY x.a DESC) AS times,
-                   count(*)::int AS n
+            SELECT x.c AS campaign_id, x.o AS openid,
+                   (array_agg(x.a ORDER BY x.a DESC))[1:$6] AS times, count(*)::int AS n
             FROM unnest($1::bigint[], $2::text[], $3::timestamptz[]) AS x(c, o, a) GROUP BY 1, 2
          ), l AS (
             SELECT x.c AS campaign_id, x.o AS openid, count(*)::int AS n
             FROM unnest($4::bigint[], $5::text[]) AS x(c, o) GROUP BY 1, 2
+         ), a AS (
+            -- A friend's first interaction after their credit: nothing of theirs after it
+            -- before this batch, something in it.
+            SELECT r.campaign_id, r.inviter_openid AS openid, count(*)::int AS n
+            FROM unnest($7::text[], $8::timestamptz[], $9::timestamptz[]) AS x(o, b, a)
+            JOIN referrals r ON r.invitee_openid = x.o
+            WHERE x.a > r.credited_at AND (x.b IS NULL OR x.b <= r.credited_at)
+            GROUP BY 1, 2
          ), d AS (
-            SELECT COALESCE(c.campaign_id, l.campaign_id) AS campaign_id,
-                   COALESCE(c.openid, l.openid) AS openid,
-                   COALESCE(c.times[1:$6], '{}') AS times, COALESCE(c.n, 0) AS n,
-                   COALESCE(l.n, 0) AS left_n
-            FROM c FULL JOIN l ON l.campaign_id = c.campaign_id AND l.openid = c.openid
+            SELECT campaign_id, openid, COALESCE(max(times), '{}') AS times,
+                   sum(n)::int AS n, sum(left_n)::int AS left_n, sum(active_n)::int AS active_n
+            FROM (SELECT campaign_id, openid, times, n, 0 AS left_n, 0 AS active_n FROM c
+                  UNION ALL SELECT campaign_id, openid, NULL, 0, n, 0 FROM l
+                  UNION ALL SELECT campaign_id, openid, NULL, 0, 0, n FROM a) u
+            GROUP BY 1, 2
          ), up AS (
-            INSERT INTO risk_inviters AS r (campaign_id, openid, recent, friends, friends_left)
-            SELECT campaign_id, openid, times, n, left_n FROM d ORDER BY campaign_id, openid
+            INSERT INTO risk_inviters AS r
+                (campaign_id, openid, recent, friends, friends_left, friends_active)
+            SELECT campaign_id, openid, times, n, left_n, active_n FROM d
+            ORDER BY campaign_id, openid
             ON CONFLICT (campaign_id, openid) DO UPDATE
                SET recent = ARRAY(SELECT t FROM unnest(r.recent || EXCLUDED.recent) AS t
                                   ORDER BY t DESC LIMIT $6),
                    friends = r.friends + EXCLUDED.friends,
-                   friends_left = r.friends_left + EXCLUDED.friends_left
+                   friends_left = r.friends_left + EXCLUDED.friends_left,
+                   friends_active = r.friends_active + EXCLUDED.friends_active
             RETURNING r.campaign_id, r.openid, r.status, r.cleared_at IS NOT NULL AS cleared,
-                      r.recent, r.friends, r.friends_left
+                      r.recent, r.friends, r.friends_left, r.friends_active
          )
          SELECT up.*, k.risk_policy, k.risk_per_minute, k.risk_per_hour, k.risk_left_percent,
-                k.risk_left_min_friends, k.risk_block_per_minute
+                k.risk_left_min_friends, k.risk_block_per_minute, k.risk_silent_percent,
+                (SELECT min(i.credited_at) FROM referrals i
+                 WHERE i.invitee_openid = up.openid) AS invited_at
          FROM up JOIN campaigns k ON k.id = up.campaign_id",
     )
     .bind(credits.iter().map(|c| c.0 .0).collect::<Vec<_>>())
@@ -73,6 +102,14 @@ pub async fn observe(
     .bind(lost.iter().map(|l| l.0 .0).collect::<Vec<_>>())
     .bind(lost.iter().map(|l| l.1.as_str()).collect::<Vec<_>>())
     .bind(kept as i32)
+    .bind(
+        interactions
+            .iter()
+            .map(|i| i.openid.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(interactions.iter().map(|i| i.before).collect::<Vec<_>>())
+    .bind(interactions.iter().map(|i| i.latest).collect::<Vec<_>>())
     .fetch_all(&mut **tx)
     .await
 }
@@ -402,7 +439,7 @@ async fn grant_reached(
 }
 
 /// Opens (or marks for another round) the follower's notice job, as a credit does.
-async fn queue_notice(tx: &mut Tx<'_>, openid: &OpenId) -> sqlx::Result<()> {
+pub async fn queue_notice(tx: &mut Tx<'_>, openid: &OpenId) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO outbox (kind, payload, coalesce_key)
          VALUES ($2, jsonb_build_object('openid', $1::text), 'notice:' || $1)
@@ -599,12 +636,16 @@ pub struct PolicyRow {
     pub risk_left_min_friends: i32,
     pub risk_block_per_minute: i32,
     pub block_text: String,
+    /// Days a reached tier waits before it is granted (0 = at once).
+    pub reward_delay_days: i32,
+    pub risk_silent_percent: i32,
 }
 
 pub async fn policy(db: impl PgExecutor<'_>, campaign: i64) -> sqlx::Result<Option<PolicyRow>> {
     sqlx::query_as(
         "SELECT risk_policy, risk_per_minute, risk_per_hour, risk_left_percent,
-                risk_left_min_friends, risk_block_per_minute, block_text
+                risk_left_min_friends, risk_block_per_minute, block_text, reward_delay_days,
+                risk_silent_percent
          FROM campaigns WHERE id = $1",
     )
     .bind(campaign)
@@ -617,7 +658,7 @@ pub async fn set_policy(pool: &PgPool, campaign: i64, p: &PolicyRow) -> sqlx::Re
     sqlx::query(
         "UPDATE campaigns SET risk_policy = $2, risk_per_minute = $3, risk_per_hour = $4,
                 risk_left_percent = $5, risk_left_min_friends = $6, risk_block_per_minute = $7,
-                block_text = $8
+                block_text = $8, reward_delay_days = $9, risk_silent_percent = $10
          WHERE id = $1",
     )
     .bind(campaign)
@@ -628,6 +669,8 @@ pub async fn set_policy(pool: &PgPool, campaign: i64, p: &PolicyRow) -> sqlx::Re
     .bind(p.risk_left_min_friends)
     .bind(p.risk_block_per_minute)
     .bind(&p.block_text)
+    .bind(p.reward_delay_days)
+    .bind(p.risk_silent_percent)
     .execute(pool)
     .await
     .map(|r| r.rows_affected() == 1)

@@ -1,8 +1,9 @@
 //! Background work: the outbox worker (messages and posters to followers), the webhook
-//! delivery worker, the renewal of temporary invite codes, and the flush of WeChat call
+//! delivery worker, the grant of delayed rewards once due, the renewal of temporary invite codes, and the flush of WeChat call
 //! counters to the shared tally (`wechat_calls`, run by every instance). Each stops when the
 //! shutdown signal flips, after finishing the job in hand.
 
+pub mod delayed;
 pub mod notices;
 pub mod outbox;
 pub mod webhooks;
@@ -19,6 +20,7 @@ pub fn spawn(state: AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle
     vec![
         tokio::spawn(outbox::run(state.clone(), shutdown.clone())),
         tokio::spawn(webhooks::run(state.clone(), shutdown.clone())),
+        tokio::spawn(delayed::run(state.clone(), shutdown.clone())),
         tokio::spawn(renew_codes(state, shutdown)),
     ]
 }

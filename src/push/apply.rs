@@ -1,7 +1,7 @@
 //! Writing a batch: one transaction of set-based statements. Rows are taken in one global
-//! order — followers, events, the ledger, code counters, leaderboard rows, risk rows, grants — each
-//! table's rows sorted by key, so batches on any number of instances wait for each other but
-//! never in a cycle. Nothing in here calls WeChat or Redis.
+//! order — followers, events, the ledger, code counters, leaderboard rows, risk rows, grants,
+//! delayed-reward rows — each table's rows sorted by key, so batches on any number of instances
+//! wait for each other but never in a cycle. Nothing in here calls WeChat or Redis.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -118,7 +118,16 @@ async fn write(
         notice_delay,
     )
     .await?;
-    let screen = super::risk::screen(tx, &campaigns, &credited, &revoked.lost, &counts).await?;
+    let interactions = super::risk::first_interactions(&followers, plan.followers.iter());
+    let screen = super::risk::screen(
+        tx,
+        &campaigns,
+        &credited,
+        &revoked.lost,
+        &interactions,
+        &counts,
+    )
+    .await?;
     let rewarded: Vec<(&PlannedCredit, i64)> = credited
         .iter()
         .filter(|(c, _)| !screen.withholds(c.campaign, &c.inviter))
@@ -562,7 +571,9 @@ async fn revoke(
 }
 
 /// Grants the reward tiers the batch's credits reached (drawing a code from the tier's pool
-/// where it has one); the inviters' notice jobs tell them. Returns the grants made.
+/// where it has one); the inviters' notice jobs tell them. Returns the grants made. In a
+/// campaign that delays rewards the tiers are deferred instead (one statement for the batch),
+/// counting from the CreateTime of the inviter's latest credit in it.
 async fn grant_rewards(
     tx: &mut Tx<'_>,
     campaigns: &[CampaignRules],
@@ -570,9 +581,11 @@ async fn grant_rewards(
     counts: &HashMap<(CampaignId, String), i32>,
 ) -> anyhow::Result<Vec<i64>> {
     let mut made = Vec::new();
-    let mut by_inviter: BTreeMap<(i64, &OpenId), ()> = BTreeMap::new();
+    let mut deferred = Vec::new();
+    let mut by_inviter: BTreeMap<(i64, &OpenId), DateTime<Utc>> = BTreeMap::new();
     for (c, _) in credited {
-        by_inviter.insert((c.campaign.0, &c.inviter), ());
+        let latest = by_inviter.entry((c.campaign.0, &c.inviter)).or_insert(c.at);
+        *latest = (*latest).max(c.at);
     }
     let mut granted: HashSet<(i64, String)> = HashSet::new();
     let with_tiers: BTreeMap<i64, Vec<&OpenId>> =
@@ -595,7 +608,7 @@ async fn grant_rewards(
                 .context("reading grants")?,
         );
     }
-    for (campaign_id, inviter) in by_inviter.into_keys() {
+    for ((campaign_id, inviter), reached_at) in by_inviter {
         let Some(rules) = campaign(campaigns, CampaignId(campaign_id)) else {
             continue;
         };
@@ -605,6 +618,15 @@ async fn grant_rewards(
             .unwrap_or(0);
         for tier in rules.tiers.iter().filter(|t| t.threshold <= total) {
             if granted.contains(&(tier.id, inviter.to_string())) {
+                continue;
+            }
+            if rules.reward_delay_days > 0 {
+                deferred.push(db::delayed::Deferred {
+                    tier_id: tier.id,
+                    campaign_id,
+                    openid: inviter,
+                    reached_at,
+                });
                 continue;
             }
             let row = db::campaigns::Tier {
@@ -623,5 +645,8 @@ async fn grant_rewards(
             made.extend(grant.map(|g| g.id));
         }
     }
+    db::delayed::defer(tx, &deferred)
+        .await
+        .context("deferring delayed rewards")?;
     Ok(made)
 }

@@ -25,6 +25,8 @@ impl CampaignCache {
                 return Ok(campaigns.clone());
             }
         }
+        let delays: std::collections::HashMap<i64, i32> =
+            db::delayed::delays(tx).await?.into_iter().collect();
         let loaded: Arc<Vec<CampaignRules>> = Arc::new(
             db::campaigns::all_with_tiers(tx)
                 .await?
@@ -40,6 +42,7 @@ impl CampaignCache {
                     credit_text: c.terms.credit_text,
                     reward_text: c.terms.reward_text,
                     template_id: c.terms.template_id,
+                    reward_delay_days: delays.get(&c.id).copied().unwrap_or(0),
                     tiers: tiers
                         .into_iter()
                         .map(|t| TierRule {

@@ -1,7 +1,8 @@
 //! Risk screening of a batch: after its credits and revocations are counted, the inviters they
-//! concern have their counters updated in one statement, their signals read against their
-//! campaign's policy (`referral::risk`, pure), and any decision recorded through
-//! `db::risk::decide`. Costs nothing for a batch without credits or revocations, one statement
+//! concern — and the inviters of friends doing something for the first time since following —
+//! have their counters updated in one statement, their signals read against their campaign's
+//! policy (`referral::risk`, pure), and any decision recorded through `db::risk::decide`. Costs
+//! nothing for a batch without credits, revocations or such first interactions, one statement
 //! for one whose inviters fire nothing. Rows are taken after the leaderboard rows and before
 //! the grants, the push path's global order.
 
@@ -14,7 +15,7 @@ use super::plan::PlannedCredit;
 use crate::db::{self, Tx};
 use crate::domain::{CampaignId, OpenId, RiskPolicy, RiskStatus};
 use crate::referral::risk::{self, Counters, Thresholds};
-use crate::referral::rules::CampaignRules;
+use crate::referral::rules::{CampaignRules, Follower};
 
 /// Inviters of the batch whose rewards are withheld (held or blocked), and the credits
 /// cancelled because their inviter is blocked (reported as revocations).
@@ -31,15 +32,17 @@ impl Screen {
 }
 
 /// `lost` has one entry per credit revoked because the friend left within the window;
-/// `counts` is each touched leaderboard row's count after the batch.
+/// `interactions` the batch's followers whose first interaction since following it may hold
+/// (`first_interactions`); `counts` is each touched leaderboard row's count after the batch.
 pub async fn screen(
     tx: &mut Tx<'_>,
     campaigns: &[CampaignRules],
     credited: &[(&PlannedCredit, i64)],
     lost: &[(CampaignId, OpenId)],
+    interactions: &[db::risk::Interaction<'_>],
     counts: &HashMap<(CampaignId, String), i32>,
 ) -> anyhow::Result<Screen> {
-    if credited.is_empty() && lost.is_empty() {
+    if credited.is_empty() && lost.is_empty() && interactions.is_empty() {
         return Ok(Screen::default());
     }
     let mut added: BTreeMap<(i64, &OpenId), (i32, DateTime<Utc>)> = BTreeMap::new();
@@ -53,7 +56,8 @@ pub async fn screen(
         .map(|(c, _)| (c.campaign, &c.inviter, c.at))
         .collect();
     let lost: Vec<(CampaignId, &OpenId)> = lost.iter().map(|(c, o)| (*c, o)).collect();
-    let observed = db::risk::observe(tx, &credits, &lost, risk::RECENT_KEPT)
+    let lost_from: HashSet<(i64, &OpenId)> = lost.iter().map(|(c, o)| (c.0, *o)).collect();
+    let observed = db::risk::observe(tx, &credits, &lost, interactions, risk::RECENT_KEPT)
         .await
         .context("counting the inviters' risk signals")?;
 
@@ -69,11 +73,17 @@ pub async fn screen(
             .get(&(row.campaign_id, &inviter))
             .copied()
             .map_or((0, None), |(n, at)| (n, Some(at)));
+        if new_credits == 0 && !lost_from.contains(&(row.campaign_id, &inviter)) {
+            // Only friends' first interactions: counted, and nothing they change can fire.
+            continue;
+        }
         let thresholds = thresholds(row);
         let counters = Counters {
             recent: row.recent.clone(),
             friends: row.friends,
             friends_left: row.friends_left,
+            friends_active: row.friends_active,
+            invited_at: row.invited_at,
         };
         let signals = risk::signals(&counters, &thresholds, latest.unwrap_or_else(Utc::now));
         let current = RiskStatus::parse(&row.status).unwrap_or(RiskStatus::Ok);
@@ -152,7 +162,43 @@ fn thresholds(row: &db::risk::Observed) -> Thresholds {
         left_percent: row.risk_left_percent,
         left_min_friends: row.risk_left_min_friends,
         block_per_minute: row.risk_block_per_minute,
+        silent_percent: row.risk_silent_percent,
     }
+}
+
+/// The batch's followers who may have interacted for the first time since following: before
+/// the batch nothing of theirs came after their latest follow (or they never did anything),
+/// and the batch has something of theirs after it. Whether that is after a credit of theirs —
+/// and for whom — the counting statement reads from the ledger.
+pub fn first_interactions<'a>(
+    before: &HashMap<OpenId, Follower>,
+    after: impl IntoIterator<Item = (&'a OpenId, &'a Follower)>,
+) -> Vec<db::risk::Interaction<'a>> {
+    let mut found: Vec<_> = after
+        .into_iter()
+        .filter_map(|(openid, now)| {
+            let latest = now.last_interaction_at?;
+            if now.state_at.is_some_and(|s| latest <= s) {
+                return None; // the follow itself (or an unfollow after it) is the latest
+            }
+            let was = before.get(openid);
+            let earlier = was.and_then(|f| f.last_interaction_at);
+            let quiet_since_follow = match (earlier, was.and_then(|f| f.state_at)) {
+                (None, _) => true,
+                (Some(e), Some(s)) => e <= s,
+                (Some(_), None) => false,
+            };
+            (quiet_since_follow && earlier.is_none_or(|e| latest > e)).then_some(
+                db::risk::Interaction {
+                    openid,
+                    before: earlier,
+                    latest,
+                },
+            )
+        })
+        .collect();
+    found.sort_by(|a, b| a.openid.cmp(b.openid));
+    found
 }
 
 #[cfg(test)]
@@ -160,6 +206,40 @@ mod tests {
     use super::*;
     use crate::referral::rules::test_values::{campaign, id};
     use crate::referral::rules::TierRule;
+
+    #[test]
+    fn a_first_interaction_after_following_is_found_and_nothing_else() {
+        use crate::referral::rules::test_values::t;
+        let follower = |last: Option<i64>, state: Option<i64>| Follower {
+            subscribed: true,
+            last_interaction_at: last.map(t),
+            state_at: state.map(t),
+            ..Follower::default()
+        };
+        let quiet = id("oQuiet00000000000000000000000");
+        let talked = id("oTalked0000000000000000000000");
+        let fresh = id("oFresh00000000000000000000000");
+        let only_follow = id("oOnlyFollow000000000000000000");
+        let before = HashMap::from([
+            // Followed at 10 and nothing since.
+            (quiet.clone(), follower(Some(10), Some(10))),
+            // Followed at 10, wrote at 20: counted then already.
+            (talked.clone(), follower(Some(20), Some(10))),
+        ]);
+        let after = [
+            (quiet.clone(), follower(Some(30), Some(10))),
+            (talked.clone(), follower(Some(40), Some(10))),
+            // Followed and wrote within the batch.
+            (fresh.clone(), follower(Some(50), Some(45))),
+            // Only followed within the batch.
+            (only_follow.clone(), follower(Some(60), Some(60))),
+        ];
+        let found: Vec<_> = first_interactions(&before, after.iter().map(|(o, f)| (o, f)))
+            .into_iter()
+            .map(|i| (i.openid, i.before, i.latest))
+            .collect();
+        assert_eq!(found, [(&fresh, None, t(50)), (&quiet, Some(t(10)), t(30))]);
+    }
 
     #[test]
     fn held_tiers_are_those_the_batch_crossed() {

@@ -28,6 +28,8 @@ pub struct Progress {
     /// The campaign has reward tiers at all.
     pub has_tiers: bool,
     pub grants: Vec<GrantView>,
+    /// Tiers reached that wait for their date (a campaign that delays rewards).
+    pub waiting: Vec<db::delayed::Waiting>,
     pub friends: Vec<InviteeRow>,
     /// The follower's place on the leaderboard; `None` before their first live credit.
     pub rank: Option<i64>,
@@ -70,6 +72,7 @@ pub async fn of(state: &Services, openid: &OpenId) -> anyhow::Result<Option<Prog
         more,
     });
     let grants = db::campaigns::grants_of(pool, openid.as_str(), campaign.id).await?;
+    let waiting = db::delayed::waiting_of(pool, openid.as_str(), campaign.id).await?;
     let friends =
         db::referrals::invitees_of(pool, campaign.id, openid.as_str(), FRIENDS_SHOWN).await?;
     let standing = db::referrals::standing(pool, campaign.id, openid.as_str()).await?;
@@ -83,6 +86,7 @@ pub async fn of(state: &Services, openid: &OpenId) -> anyhow::Result<Option<Prog
         invites,
         next,
         grants,
+        waiting,
         friends,
     }))
 }

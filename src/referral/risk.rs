@@ -1,6 +1,7 @@
 //! Risk signals and what a campaign's policy does about them, purely. The push path keeps
 //! bounded counters per inviter (the times of their latest credits, how many friends they
-//! brought and how many of those left within the revoke window); these functions read the
+//! brought, how many of those left within the revoke window and how many did anything after
+//! following); these functions read the
 //! counters against the campaign's thresholds and say which signals fire and where the inviter
 //! stands afterwards.
 
@@ -14,6 +15,14 @@ pub const PER_MINUTE: &str = "credits_per_minute";
 pub const PER_HOUR: &str = "credits_per_hour";
 /// At least `left_percent` % of the inviter's friends left within the revoke window.
 pub const FRIENDS_LEFT: &str = "friends_left_percent";
+/// A chain: the inviter followed through someone's code at most `CHAIN_WITHIN` before a
+/// per-minute burst of their own (a new friend at once inviting at the burst rate).
+pub const CHAIN: &str = "chain_burst";
+/// How soon after their own follow a burst makes a chain.
+pub const CHAIN_WITHIN: Duration = Duration::hours(1);
+/// More than `silent_percent` % of the inviter's friends older than a day never did anything
+/// after following (no message, menu click or scan).
+pub const FRIENDS_SILENT: &str = "friends_silent_percent";
 
 /// How many credit times the counters keep: more than any threshold a campaign may set (1..=100),
 /// so a window over a threshold is always seen in full.
@@ -30,6 +39,8 @@ pub struct Thresholds {
     pub left_min_friends: i32,
     /// Under `block`: more credits than this within 60 seconds blocks.
     pub block_per_minute: i32,
+    /// The silent share (of friends older than a day; from `left_min_friends` of them on).
+    pub silent_percent: i32,
 }
 
 impl Default for Thresholds {
@@ -42,6 +53,7 @@ impl Default for Thresholds {
             left_percent: 50,
             left_min_friends: 10,
             block_per_minute: 20,
+            silent_percent: 90,
         }
     }
 }
@@ -53,6 +65,10 @@ pub struct Counters {
     pub recent: Vec<DateTime<Utc>>,
     pub friends: i32,
     pub friends_left: i32,
+    /// Friends who did something after following (counted once each, at their first time).
+    pub friends_active: i32,
+    /// When the inviter was themselves credited as someone's friend (the earliest), if ever.
+    pub invited_at: Option<DateTime<Utc>>,
 }
 
 /// The most credits inside any span shorter than `window`, and when that span ended.
@@ -88,6 +104,17 @@ pub fn signals(c: &Counters, t: &Thresholds, now: DateTime<Utc>) -> Vec<Signal> 
                     threshold: f64::from(threshold),
                     at,
                 });
+                let chained = c
+                    .invited_at
+                    .is_some_and(|joined| joined <= at && at - joined <= CHAIN_WITHIN);
+                if name == PER_MINUTE && chained {
+                    fired.push(Signal {
+                        name: CHAIN.to_string(),
+                        value: n as f64,
+                        threshold: f64::from(threshold),
+                        at,
+                    });
+                }
             }
         }
     }
@@ -102,7 +129,37 @@ pub fn signals(c: &Counters, t: &Thresholds, now: DateTime<Utc>) -> Vec<Signal> 
             });
         }
     }
+    if let Some(old) = older_than_a_day(c, now) {
+        if old >= t.left_min_friends && old > 0 {
+            // Every active friend is taken for an old one: the share is never overstated.
+            let silent = (old - c.friends_active).max(0);
+            let percent = f64::from(silent) * 100.0 / f64::from(old);
+            if percent > f64::from(t.silent_percent) {
+                fired.push(Signal {
+                    name: FRIENDS_SILENT.to_string(),
+                    value: (percent * 10.0).round() / 10.0,
+                    threshold: f64::from(t.silent_percent),
+                    at: now,
+                });
+            }
+        }
+    }
     fired
+}
+
+/// How many of the inviter's friends were credited more than a day before `now` (time enough
+/// to do something after following); `None` when every credit time kept is within the day, so
+/// the older ones cannot be told apart.
+pub fn older_than_a_day(c: &Counters, now: DateTime<Utc>) -> Option<i32> {
+    let young = c
+        .recent
+        .iter()
+        .filter(|&&at| at > now - Duration::days(1))
+        .count();
+    if c.recent.len() >= RECENT_KEPT && young == c.recent.len() {
+        return None;
+    }
+    Some((c.friends - young as i32).max(0))
 }
 
 /// Where an inviter stands after a batch, and what to do about it.
@@ -180,6 +237,9 @@ mod tests {
             recent: times.iter().map(|&s| at(s)).collect(),
             friends,
             friends_left: left,
+            // Everyone talks unless a test says otherwise.
+            friends_active: friends,
+            invited_at: None,
         }
     }
 
@@ -230,6 +290,87 @@ mod tests {
             (fired[0].value, fired[0].threshold, fired[0].at),
             (60.0, 50.0, at(7))
         );
+    }
+
+    const DAY: i64 = 86_400;
+
+    #[test]
+    fn a_burst_within_an_hour_of_the_inviters_own_follow_is_a_chain() {
+        let t = Thresholds::default();
+        let burst: Vec<i64> = (0..11).map(|i| 1800 + i * 3).collect();
+        let joined = |at_secs: Option<i64>| Counters {
+            invited_at: at_secs.map(at),
+            ..counters(&burst, 11, 0)
+        };
+        // Followed through a code 30 minutes before the burst ended.
+        let fired = signals(&joined(Some(0)), &t, at(2000));
+        assert_eq!(names(&fired), [PER_MINUTE, CHAIN]);
+        assert_eq!((fired[1].value, fired[1].at), (11.0, at(1830)));
+        // Followed two hours before, never invited by anyone, or after the burst: no chain.
+        assert_eq!(
+            names(&signals(&joined(Some(-5400)), &t, at(2000))),
+            [PER_MINUTE]
+        );
+        assert_eq!(names(&signals(&joined(None), &t, at(2000))), [PER_MINUTE]);
+        assert_eq!(
+            names(&signals(&joined(Some(1900)), &t, at(2000))),
+            [PER_MINUTE]
+        );
+        // A quick start below the burst rate is no chain either.
+        let ten = Counters {
+            invited_at: Some(at(0)),
+            ..counters(&burst[..10], 10, 0)
+        };
+        assert!(signals(&ten, &t, at(2000)).is_empty());
+    }
+
+    #[test]
+    fn silent_friends_fire_only_when_enough_are_old_and_almost_none_talk() {
+        let t = Thresholds::default();
+        let silent = |times: &[i64], friends: i32, active: i32| Counters {
+            friends_active: active,
+            ..counters(times, friends, 0)
+        };
+        // Twelve friends a few minutes apart, two days ago, none of them ever talking.
+        let times: Vec<i64> = (0..12).map(|i| i * 300).collect();
+        let fired = signals(&silent(&times, 12, 0), &t, at(2 * DAY));
+        assert_eq!(names(&fired), [FRIENDS_SILENT]);
+        assert_eq!(
+            (fired[0].value, fired[0].threshold, fired[0].at),
+            (100.0, 90.0, at(2 * DAY))
+        );
+        // Within the day they had no time to talk: nothing fires.
+        assert!(signals(&silent(&times, 12, 0), &t, at(3600)).is_empty());
+        // Nine old friends are below the minimum of ten.
+        assert!(signals(&silent(&times[..9], 9, 0), &t, at(2 * DAY)).is_empty());
+        // Two of twelve talking is 83.3 % silent: below 90 %; one of twelve is 91.7 %.
+        assert!(signals(&silent(&times, 12, 2), &t, at(2 * DAY)).is_empty());
+        assert_eq!(
+            signals(&silent(&times, 12, 1), &t, at(2 * DAY))[0].value,
+            91.7
+        );
+        // Only the friends older than a day count: ten old and silent, five new and silent
+        // too, two active (taken for old ones): 80 % — no signal.
+        let mixed: Vec<i64> = (0..10)
+            .map(|i| i * 60)
+            .chain((0..5).map(|i| 2 * DAY + i))
+            .collect();
+        assert_eq!(
+            older_than_a_day(&silent(&mixed, 15, 2), at(2 * DAY + 10)),
+            Some(10)
+        );
+        assert!(signals(&silent(&mixed, 15, 2), &t, at(2 * DAY + 10)).is_empty());
+    }
+
+    #[test]
+    fn old_friends_are_not_guessed_when_every_kept_credit_is_recent() {
+        let recent: Vec<i64> = (0..RECENT_KEPT as i64).map(|i| DAY + i).collect();
+        let c = counters(&recent, 500, 0);
+        assert_eq!(older_than_a_day(&c, at(DAY + 200)), None);
+        let some_old: Vec<i64> = (0..RECENT_KEPT as i64).map(|i| i * 1000).collect();
+        let c = counters(&some_old, 500, 0);
+        // 128 kept, the newest 88 (times above 39,600 s) within the day before 126,000 s.
+        assert_eq!(older_than_a_day(&c, at(126_000)), Some(500 - 88));
     }
 
     fn velocity(n: f64) -> Vec<Signal> {

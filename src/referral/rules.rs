@@ -108,6 +108,8 @@ pub struct CampaignRules {
     pub credit_text: String,
     pub reward_text: String,
     pub template_id: Option<String>,
+    /// Days a reached tier waits before it is granted (0 = granted at once).
+    pub reward_delay_days: i32,
     /// Ordered by threshold.
     pub tiers: Vec<TierRule>,
 }
@@ -204,6 +206,37 @@ pub fn within_revoke_window(
         && left_at <= credited_at + Duration::days(i64::from(window_days))
 }
 
+/// What becomes of a delayed tier once its date has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DelayedTier {
+    /// Granted now: the inviter's live count still reaches it.
+    Grant,
+    /// Granted meanwhile (an operator approved the inviter): only marked settled.
+    AlreadyGranted,
+    /// Too many friends left: not granted (reaching the tier again waits again).
+    Lapse,
+    /// The inviter's rewards are withheld (held or blocked): an operator decides, not the job.
+    Wait,
+}
+
+/// Settles a due delayed tier from the inviter's live count (credits not revoked) and standing.
+pub fn settle_delayed(
+    invites: i32,
+    threshold: i32,
+    withheld: bool,
+    already_granted: bool,
+) -> DelayedTier {
+    if already_granted {
+        DelayedTier::AlreadyGranted
+    } else if withheld {
+        DelayedTier::Wait
+    } else if invites >= threshold {
+        DelayedTier::Grant
+    } else {
+        DelayedTier::Lapse
+    }
+}
+
 /// The next tier above `count`, if any: (how many more invites, the tier's name).
 pub fn next_tier<'a>(
     count: i32,
@@ -244,6 +277,7 @@ pub(crate) mod test_values {
             credit_text: String::new(),
             reward_text: String::new(),
             template_id: None,
+            reward_delay_days: 0,
             tiers: Vec::new(),
         }
     }
@@ -408,5 +442,25 @@ mod tests {
         assert_eq!(next_tier(0, tiers), Some((1, "sticker")));
         assert_eq!(next_tier(3, tiers), Some((7, "bag")));
         assert_eq!(next_tier(10, tiers), None);
+    }
+
+    #[test]
+    fn a_delayed_tier_is_granted_only_if_the_friends_stayed() {
+        assert_eq!(settle_delayed(12, 12, false, false), DelayedTier::Grant);
+        assert_eq!(settle_delayed(15, 12, false, false), DelayedTier::Grant);
+        assert_eq!(settle_delayed(11, 12, false, false), DelayedTier::Lapse);
+        assert_eq!(settle_delayed(0, 1, false, false), DelayedTier::Lapse);
+        // Held or blocked inviters wait for an operator, whatever their count.
+        assert_eq!(settle_delayed(30, 12, true, false), DelayedTier::Wait);
+        assert_eq!(settle_delayed(3, 12, true, false), DelayedTier::Wait);
+        // An approval granted it meanwhile: nothing more to grant.
+        assert_eq!(
+            settle_delayed(3, 12, false, true),
+            DelayedTier::AlreadyGranted
+        );
+        assert_eq!(
+            settle_delayed(30, 12, true, true),
+            DelayedTier::AlreadyGranted
+        );
     }
 }

@@ -633,6 +633,19 @@ impl From<Progress> for CampaignView {
                     code: g.code,
                     redeem_qr: None,
                 })
+                .chain(p.waiting.into_iter().map(|w| RewardView {
+                    grant_id: 0,
+                    name: w.tier_name,
+                    threshold: w.threshold,
+                    status: format!(
+                        "等待发放：{} 起，届时好友仍在关注即发放",
+                        china_date(w.due_at)
+                    ),
+                    code: None,
+                    claim_instructions: String::new(),
+                    needs_code: false,
+                    redeem_qr: None,
+                }))
                 .collect(),
             friends: p
                 .friends

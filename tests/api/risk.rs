@@ -34,6 +34,8 @@ pub async fn set_policy(app: &TestApp, campaign: i64, policy: &str) {
         risk_left_min_friends: 10,
         risk_block_per_minute: 20,
         block_text: "你的邀请记录异常，已被取消。".into(),
+        reward_delay_days: 0,
+        risk_silent_percent: 90,
     };
     assert!(fission::db::risk::set_policy(&app.pool, campaign, &row)
         .await
@@ -57,16 +59,36 @@ pub async fn farm(app: &TestApp, inviter: &str, tag: &str, n: usize, leaving: us
     }
 }
 
-/// `n` friends at a steady pace (one every 4 minutes of CreateTime), one of them leaving.
+/// `n` friends at a steady pace (one every 4 minutes of CreateTime), every other one writing
+/// to the account ten minutes after following, one of them leaving.
 async fn honest(app: &TestApp, inviter: &str, tag: &str, n: usize, t0: i64) {
     let scene = app.issue_code(inviter).await["scene_id"].as_i64().unwrap();
     for i in 0..n {
-        let r = app
-            .subscribe(&openid(tag, i), Some(scene), t0 + i as i64 * 240)
-            .await;
+        let at = t0 + i as i64 * 240;
+        let r = app.subscribe(&openid(tag, i), Some(scene), at).await;
         assert_eq!(r.status(), 200);
+        if i % 2 == 1 {
+            assert_eq!(text(app, &openid(tag, i), "你好", at + 600).await, 200);
+        }
     }
     app.unsubscribe(&openid(tag, 0), t0 + 2 * 3600).await;
+}
+
+/// A text message from `openid` at `create_time`; the answer's status.
+pub async fn text(app: &TestApp, openid: &str, content: &str, create_time: i64) -> u16 {
+    let push = fission::wechat::message::Push {
+        to_user: "gh_test".into(),
+        from_user: openid.into(),
+        create_time,
+        msg_type: "text".into(),
+        event: None,
+        event_key: None,
+        ticket: None,
+        content: Some(content.into()),
+        msg_id: Some(rand::random::<u32>().into()),
+        subscriptions: Vec::new(),
+    };
+    app.push(&push).await.status().as_u16()
 }
 
 async fn user(app: &TestApp, openid: &str) -> Value {

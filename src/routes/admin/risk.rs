@@ -37,6 +37,8 @@ pub fn signal_key(name: &str) -> &'static str {
         crate::referral::risk::PER_MINUTE => "risk.signal.credits_per_minute",
         crate::referral::risk::PER_HOUR => "risk.signal.credits_per_hour",
         crate::referral::risk::FRIENDS_LEFT => "risk.signal.friends_left_percent",
+        crate::referral::risk::FRIENDS_SILENT => "risk.signal.friends_silent_percent",
+        crate::referral::risk::CHAIN => "risk.signal.chain_burst",
         _ => "risk.signal.other",
     }
 }
@@ -266,6 +268,12 @@ pub struct PolicyForm {
     pub risk_left_min_friends: String,
     pub risk_block_per_minute: String,
     pub block_text: String,
+    /// Absent from older forms: rewards at once.
+    #[serde(default)]
+    pub reward_delay_days: String,
+    /// Absent from older forms: the default, 90 %.
+    #[serde(default)]
+    pub risk_silent_percent: String,
 }
 
 impl PolicyForm {
@@ -278,10 +286,13 @@ impl PolicyForm {
             risk_left_min_friends: p.risk_left_min_friends.to_string(),
             risk_block_per_minute: p.risk_block_per_minute.to_string(),
             block_text: p.block_text.clone(),
+            reward_delay_days: p.reward_delay_days.to_string(),
+            risk_silent_percent: p.risk_silent_percent.to_string(),
         }
     }
 
-    /// Thresholds within what the counters can see (1..=100 credits), text at most 600 chars.
+    /// Thresholds within what the counters can see (1..=100 credits), text at most 600 chars,
+    /// a reward delay of 0..=90 days (empty = 0).
     fn validate(&self) -> Option<PolicyRow> {
         let n = |raw: &str, max: i32| {
             raw.trim()
@@ -300,6 +311,14 @@ impl PolicyForm {
             risk_left_min_friends: n(&self.risk_left_min_friends, 1_000_000)?,
             risk_block_per_minute: n(&self.risk_block_per_minute, 100)?,
             block_text: (text.chars().count() <= 600).then(|| text.to_string())?,
+            reward_delay_days: match self.reward_delay_days.trim() {
+                "" => 0,
+                raw => raw.parse::<i32>().ok().filter(|d| (0..=90).contains(d))?,
+            },
+            risk_silent_percent: match self.risk_silent_percent.trim() {
+                "" => 90,
+                raw => n(raw, 100)?,
+            },
         })
     }
 }
