@@ -28,7 +28,9 @@ CREATE INDEX reward_pending_inviter_idx ON reward_pending (openid, campaign_id);
 -- Silent friends: how many of an inviter's friends did something after following (a message,
 -- menu click or scan later than their credit), counted by the push path at each friend's first
 -- time; more than `risk_silent_percent` of the friends older than a day never doing anything
--- fires the signal.
+-- fires the signal. 0 (the default) leaves it off: most real followers never write to an
+-- account, so silence alone flags honest inviters; a campaign whose friends are expected to
+-- act (reply a keyword, press a menu) turns it on.
 ALTER TABLE risk_inviters ADD COLUMN friends_active INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE campaigns
-    ADD COLUMN risk_silent_percent INTEGER NOT NULL DEFAULT 90 CHECK (risk_silent_percent BETWEEN 1 AND 100);
+    ADD COLUMN risk_silent_percent INTEGER NOT NULL DEFAULT 0 CHECK (risk_silent_percent BETWEEN 0 AND 100);

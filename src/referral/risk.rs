@@ -39,7 +39,8 @@ pub struct Thresholds {
     pub left_min_friends: i32,
     /// Under `block`: more credits than this within 60 seconds blocks.
     pub block_per_minute: i32,
-    /// The silent share (of friends older than a day; from `left_min_friends` of them on).
+    /// The silent share (of friends older than a day; from `left_min_friends` of them on);
+    /// 0 = the signal is off.
     pub silent_percent: i32,
 }
 
@@ -53,7 +54,8 @@ impl Default for Thresholds {
             left_percent: 50,
             left_min_friends: 10,
             block_per_minute: 20,
-            silent_percent: 90,
+            // Off: most real followers never write to an account.
+            silent_percent: 0,
         }
     }
 }
@@ -130,7 +132,7 @@ pub fn signals(c: &Counters, t: &Thresholds, now: DateTime<Utc>) -> Vec<Signal> 
         }
     }
     if let Some(old) = older_than_a_day(c, now) {
-        if old >= t.left_min_friends && old > 0 {
+        if t.silent_percent > 0 && old >= t.left_min_friends && old > 0 {
             // Every active friend is taken for an old one: the share is never overstated.
             let silent = (old - c.friends_active).max(0);
             let percent = f64::from(silent) * 100.0 / f64::from(old);
@@ -326,13 +328,21 @@ mod tests {
 
     #[test]
     fn silent_friends_fire_only_when_enough_are_old_and_almost_none_talk() {
-        let t = Thresholds::default();
+        let off = Thresholds::default();
+        let t = Thresholds {
+            silent_percent: 90,
+            ..off
+        };
         let silent = |times: &[i64], friends: i32, active: i32| Counters {
             friends_active: active,
             ..counters(times, friends, 0)
         };
         // Twelve friends a few minutes apart, two days ago, none of them ever talking.
         let times: Vec<i64> = (0..12).map(|i| i * 300).collect();
+        assert!(
+            signals(&silent(&times, 12, 0), &off, at(2 * DAY)).is_empty(),
+            "off by default"
+        );
         let fired = signals(&silent(&times, 12, 0), &t, at(2 * DAY));
         assert_eq!(names(&fired), [FRIENDS_SILENT]);
         assert_eq!(

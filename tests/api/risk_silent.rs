@@ -34,6 +34,12 @@ async fn friends_who_never_interact_fire_the_signal_and_friends_who_talk_do_not(
     let wechat = FakeWechat::start(100_000, None).await;
     let app = TestApp::spawn(&Deployment::new(&wechat)).await;
     let campaign = default_campaign(&app).await;
+    // Off by default (most real followers never write); this campaign turns it on.
+    sqlx::query("UPDATE campaigns SET risk_silent_percent = 90 WHERE id = $1")
+        .bind(campaign)
+        .execute(&app.pool)
+        .await
+        .unwrap();
     let t0 = Utc::now().timestamp() - 3 * DAY;
     let silent = openid("slsilent", 0);
     let talking = openid("sltalking", 0);

@@ -431,7 +431,7 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("risk.signal.other", "其他信号", "Other signal"),
     ("risk.signals", "触发的信号", "Signals fired"),
     ("risk.silent", "关注后从未互动的好友", "Friends who never interacted after following"),
-    ("risk.silent_percent", "从不互动的好友比例阈值（%，好友关注满一天后计）", "Silent friends threshold (%, of friends older than a day)"),
+    ("risk.silent_percent", "从不互动的好友比例阈值（%，好友关注满一天后计；0 为不启用）", "Silent friends threshold (%, of friends older than a day; 0 = off)"),
     ("risk.skipped", "不适用", "Not applicable"),
     ("risk.status.blocked", "已拉黑", "Blocked"),
     ("risk.status.flagged", "已标记", "Flagged"),

@@ -292,7 +292,7 @@ impl PolicyForm {
     }
 
     /// Thresholds within what the counters can see (1..=100 credits), text at most 600 chars,
-    /// a reward delay of 0..=90 days (empty = 0).
+    /// a reward delay of 0..=90 days (empty = 0), a silent share of 0..=100 % (empty or 0 = off).
     fn validate(&self) -> Option<PolicyRow> {
         let n = |raw: &str, max: i32| {
             raw.trim()
@@ -315,9 +315,10 @@ impl PolicyForm {
                 "" => 0,
                 raw => raw.parse::<i32>().ok().filter(|d| (0..=90).contains(d))?,
             },
+            // Empty or 0: the silent-friends signal is off.
             risk_silent_percent: match self.risk_silent_percent.trim() {
-                "" => 90,
-                raw => n(raw, 100)?,
+                "" => 0,
+                raw => raw.parse::<i32>().ok().filter(|v| (0..=100).contains(v))?,
             },
         })
     }
