@@ -10,7 +10,7 @@ use chrono::Utc;
 use fantoccini::{Client, Locator};
 
 use crate::admin_client::{with_admin, ADMIN_PASSWORD};
-use crate::browser::Browser;
+use crate::browser::{click, fill, Browser};
 use crate::helpers::{openid, Deployment, FakeWechat, TestApp};
 
 async fn seed(app: &TestApp) {
@@ -29,25 +29,6 @@ async fn seed(app: &TestApp) {
     }
     // One friend leaves at once: a revoked credit shows on the inviter's page.
     app.unsubscribe(&openid("boardf0x", 0), now + 30).await;
-}
-
-async fn fill(client: &Client, name: &str, value: &str) {
-    let field = client
-        .find(Locator::Css(&format!("[name=\"{name}\"]")))
-        .await
-        .unwrap_or_else(|_| panic!("no field {name}"));
-    field.clear().await.unwrap();
-    field.send_keys(value).await.unwrap();
-}
-
-async fn click(client: &Client, css: &str) {
-    client
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|_| panic!("nothing matches {css}"))
-        .click()
-        .await
-        .unwrap();
 }
 
 async fn sign_in(browser: &Browser, base: &str) {

@@ -6,19 +6,9 @@ use chrono::Utc;
 use fantoccini::{Client, Locator};
 
 use crate::admin_client::with_admin;
-use crate::browser::Browser;
+use crate::browser::{click, Browser};
 use crate::helpers::{openid, Deployment, FakeWechat, TestApp};
 use crate::risk::{default_campaign, farm, set_policy};
-
-async fn click(client: &Client, css: &str) {
-    client
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|_| panic!("nothing matches {css}"))
-        .click()
-        .await
-        .unwrap();
-}
 
 /// Polls the text of `css` until it is `expected` (a form submit reloads the page).
 async fn wait_for_text(client: &Client, css: &str, expected: &str) {

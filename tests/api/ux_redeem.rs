@@ -12,7 +12,7 @@ use fantoccini::Locator;
 use fission::routes::admin::{Access, ROUTES};
 
 use crate::admin_client::{csrf_in, with_admin, Operator};
-use crate::browser::Browser;
+use crate::browser::{click, fill, Browser};
 use crate::helpers::{openid, Deployment, FakeWechat, TestApp};
 use crate::invite_page::{create_follower, join_through, scan_ticket, sign_in_as, wait_for_text};
 
@@ -69,27 +69,6 @@ async fn grant_of(app: &TestApp, openid: &str) -> i64 {
     panic!("no reward granted to {openid}");
 }
 
-async fn fill(browser: &Browser, name: &str, value: &str) {
-    let field = browser
-        .client
-        .find(Locator::Css(&format!("[name=\"{name}\"]")))
-        .await
-        .unwrap_or_else(|_| panic!("no field {name}"));
-    field.clear().await.unwrap();
-    field.send_keys(value).await.unwrap();
-}
-
-async fn click(browser: &Browser, css: &str) {
-    browser
-        .client
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|_| panic!("nothing matches {css}"))
-        .click()
-        .await
-        .unwrap();
-}
-
 /// The content of the redemption QR code on the follower's page (an inline PNG).
 async fn redemption_url(browser: &Browser) -> String {
     use base64::Engine;
@@ -126,12 +105,12 @@ async fn staff_redeem_a_won_reward_once_and_the_follower_sees_it() {
         .goto(&format!("{}/admin/campaigns/{campaign}", app.address))
         .await
         .unwrap();
-    fill(&desk, "tier_threshold_0", "1").await;
-    fill(&desk, "tier_name_0", REWARD).await;
-    fill(&desk, "tier_claim_0", CLAIM).await;
-    click(&desk, "[name=\"tier_store_0\"]").await;
+    fill(&desk.client, "tier_threshold_0", "1").await;
+    fill(&desk.client, "tier_name_0", REWARD).await;
+    fill(&desk.client, "tier_claim_0", CLAIM).await;
+    click(&desk.client, "[name=\"tier_store_0\"]").await;
     desk.shot("tier-form").await;
-    click(&desk, "#campaign-form .actions button[type=submit]").await;
+    click(&desk.client, "#campaign-form .actions button[type=submit]").await;
     wait_for_text(&desk, "已保存").await;
     let claim = desk
         .client
@@ -205,10 +184,14 @@ async fn staff_redeem_a_won_reward_once_and_the_follower_sees_it() {
         .await
         .unwrap();
     wait_for_text(&staff, "登录").await;
-    fill(&staff, "username", STAFF).await;
-    fill(&staff, "password", STAFF_PASSWORD).await;
+    fill(&staff.client, "username", STAFF).await;
+    fill(&staff.client, "password", STAFF_PASSWORD).await;
     staff.shot("login").await;
-    click(&staff, "form[action=\"/admin/login\"] button[type=submit]").await;
+    click(
+        &staff.client,
+        "form[action=\"/admin/login\"] button[type=submit]",
+    )
+    .await;
     let page = wait_for_text(&staff, REWARD).await;
     assert_eq!(
         staff.client.current_url().await.unwrap().path(),
@@ -219,7 +202,7 @@ async fn staff_redeem_a_won_reward_once_and_the_follower_sees_it() {
     assert!(!page.contains("小红"), "{page}");
     assert!(staff.fits_width().await, "no sideways scrolling at 390 px");
     staff.shot("redeem").await;
-    click(&staff, "#redeem-button").await;
+    click(&staff.client, "#redeem-button").await;
     let done = wait_for_text(&staff, "核销成功").await;
     assert!(done.contains(&format!("由 {STAFF} 核销")), "{done}");
     staff.shot("redeemed").await;
