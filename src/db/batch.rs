@@ -222,18 +222,27 @@ struct CountJson {
 /// are only revoked, `added` 0 — so they are locked in one order before any recount; the time a
 /// count was reached is the latest credit counted, right also when pushes arrive out of
 /// order); then the inviters' notice jobs — one open per follower, marked `again` if one is
-/// being sent right now. Returns each leaderboard row's count.
+/// being sent right now; last the account's follow buckets (bucket start, follows), in this
+/// writer's own rows. Returns each leaderboard row's count.
 pub async fn count(
     tx: &mut Tx<'_>,
     uses: &[(i64, i64, i64)],
     deltas: &[StatsDelta<'_>],
     notify: &[&OpenId],
     notice_delay: std::time::Duration,
+    follows: &[(i64, i32)],
+    writer: i16,
 ) -> sqlx::Result<Vec<(CampaignId, String, i32)>> {
     let mut notify: Vec<&str> = notify.iter().map(|o| o.as_str()).collect();
     notify.sort_unstable();
     notify.dedup();
-    let (_locked, _counted, stats, _noticed): (i64, i64, Json<Vec<CountJson>>, i64) = sqlx::query_as(
+    let (_locked, _counted, stats, _noticed, _followed): (
+        i64,
+        i64,
+        Json<Vec<CountJson>>,
+        i64,
+        i64,
+    ) = sqlx::query_as(
         "WITH locked AS (
             SELECT id FROM invite_codes WHERE id = ANY($1) ORDER BY id FOR UPDATE
          ), counted AS (
@@ -258,12 +267,18 @@ pub async fn count(
             ON CONFLICT (coalesce_key) WHERE status IN ('pending', 'waiting')
             DO UPDATE SET again = true
             RETURNING 1
+         ), followed AS (
+            INSERT INTO account_follows AS f (bucket, writer, follows)
+            SELECT b, $13, n FROM unnest($11::bigint[], $12::int[]) AS x(b, n) ORDER BY b
+            ON CONFLICT (bucket, writer) DO UPDATE SET follows = f.follows + EXCLUDED.follows
+            RETURNING 1
          )
          SELECT (SELECT count(*) FROM locked),
                 (SELECT count(*) FROM counted),
                 (SELECT COALESCE(json_agg(json_build_object('campaign', campaign_id, 'openid', openid,
                                                             'invites', invites)), '[]') FROM stats),
-                (SELECT count(*) FROM noticed)",
+                (SELECT count(*) FROM noticed),
+                (SELECT count(*) FROM followed)",
     )
     .bind(uses.iter().map(|u| u.0).collect::<Vec<_>>())
     .bind(uses.iter().map(|u| u.1).collect::<Vec<_>>())
@@ -275,6 +290,9 @@ pub async fn count(
     .bind(notify)
     .bind(notice_delay.as_secs_f64())
     .bind(JobKind::Notice.as_str())
+    .bind(follows.iter().map(|f| f.0).collect::<Vec<_>>())
+    .bind(follows.iter().map(|f| f.1).collect::<Vec<_>>())
+    .bind(writer)
     .fetch_one(&mut **tx)
     .await?;
     Ok(stats

@@ -30,6 +30,8 @@ pub struct Observed {
     pub risk_left_min_friends: i32,
     pub risk_block_per_minute: i32,
     pub risk_silent_percent: i32,
+    pub risk_burst_min: i32,
+    pub risk_burst_percent: i32,
 }
 
 /// A follower who did something in a batch (a message, menu click or scan) while, before it,
@@ -92,6 +94,7 @@ pub async fn observe(
          )
          SELECT up.*, k.risk_policy, k.risk_per_minute, k.risk_per_hour, k.risk_left_percent,
                 k.risk_left_min_friends, k.risk_block_per_minute, k.risk_silent_percent,
+                k.risk_burst_min, k.risk_burst_percent,
                 (SELECT min(i.credited_at) FROM referrals i
                  WHERE i.invitee_openid = up.openid) AS invited_at
          FROM up JOIN campaigns k ON k.id = up.campaign_id",
@@ -112,6 +115,34 @@ pub async fn observe(
     .bind(interactions.iter().map(|i| i.latest).collect::<Vec<_>>())
     .fetch_all(&mut **tx)
     .await
+}
+
+/// The whole account's follows in each span of follow buckets (first and last bucket start, unix
+/// seconds, both included), every instance's writers summed; in the order asked.
+pub async fn account_follows(tx: &mut Tx<'_>, spans: &[(i64, i64)]) -> sqlx::Result<Vec<i64>> {
+    if spans.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query_scalar(
+        "SELECT (SELECT COALESCE(sum(f.follows), 0)::bigint FROM account_follows f
+                 WHERE f.bucket BETWEEN x.first AND x.last)
+         FROM unnest($1::bigint[], $2::bigint[]) WITH ORDINALITY AS x(first, last, n)
+         ORDER BY x.n",
+    )
+    .bind(spans.iter().map(|s| s.0).collect::<Vec<_>>())
+    .bind(spans.iter().map(|s| s.1).collect::<Vec<_>>())
+    .fetch_all(&mut **tx)
+    .await
+}
+
+/// Forgets the account's follow buckets older than `before` (unix seconds): the scene-burst
+/// signal only ever reads the last minute.
+pub async fn forget_follows(pool: &PgPool, before: i64) -> sqlx::Result<u64> {
+    sqlx::query("DELETE FROM account_follows WHERE bucket < $1")
+        .bind(before)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected())
 }
 
 /// Keeps the strongest value each fired signal reached (campaign, inviter, signal), rows in key
@@ -639,13 +670,17 @@ pub struct PolicyRow {
     /// Days a reached tier waits before it is granted (0 = at once).
     pub reward_delay_days: i32,
     pub risk_silent_percent: i32,
+    /// The scene-burst signal: least credits within 60 s (0 = off) and least share (%) of the
+    /// account's follows in that minute.
+    pub risk_burst_min: i32,
+    pub risk_burst_percent: i32,
 }
 
 pub async fn policy(db: impl PgExecutor<'_>, campaign: i64) -> sqlx::Result<Option<PolicyRow>> {
     sqlx::query_as(
         "SELECT risk_policy, risk_per_minute, risk_per_hour, risk_left_percent,
                 risk_left_min_friends, risk_block_per_minute, block_text, reward_delay_days,
-                risk_silent_percent
+                risk_silent_percent, risk_burst_min, risk_burst_percent
          FROM campaigns WHERE id = $1",
     )
     .bind(campaign)
@@ -658,7 +693,8 @@ pub async fn set_policy(pool: &PgPool, campaign: i64, p: &PolicyRow) -> sqlx::Re
     sqlx::query(
         "UPDATE campaigns SET risk_policy = $2, risk_per_minute = $3, risk_per_hour = $4,
                 risk_left_percent = $5, risk_left_min_friends = $6, risk_block_per_minute = $7,
-                block_text = $8, reward_delay_days = $9, risk_silent_percent = $10
+                block_text = $8, reward_delay_days = $9, risk_silent_percent = $10,
+                risk_burst_min = $11, risk_burst_percent = $12
          WHERE id = $1",
     )
     .bind(campaign)
@@ -671,6 +707,8 @@ pub async fn set_policy(pool: &PgPool, campaign: i64, p: &PolicyRow) -> sqlx::Re
     .bind(&p.block_text)
     .bind(p.reward_delay_days)
     .bind(p.risk_silent_percent)
+    .bind(p.risk_burst_min)
+    .bind(p.risk_burst_percent)
     .execute(pool)
     .await
     .map(|r| r.rows_affected() == 1)

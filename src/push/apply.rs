@@ -40,14 +40,24 @@ pub struct Applied {
 #[error("a push of this batch was recorded concurrently")]
 pub struct RecordedMeanwhile;
 
+/// The push writer applying a batch.
+#[derive(Debug, Clone, Copy)]
+pub struct Writer {
+    /// Names the writer's own rows of the account's follow counts, which its batches add to.
+    pub id: i16,
+    /// How long a new notice to an inviter waits for more news to join it.
+    pub notice_delay: std::time::Duration,
+}
+
+/// Applies a batch in one transaction.
 pub async fn apply(
     pool: &PgPool,
     campaigns: &CampaignCache,
     pushes: &[Incoming],
-    notice_delay: std::time::Duration,
+    writer: Writer,
 ) -> anyhow::Result<Applied> {
     let mut tx = pool.begin().await.context("starting the batch")?;
-    let applied = write(&mut tx, campaigns, pushes, notice_delay).await?;
+    let applied = write(&mut tx, campaigns, pushes, writer).await?;
     tx.commit().await.context("committing the batch")?;
     Ok(applied)
 }
@@ -56,7 +66,7 @@ async fn write(
     tx: &mut Tx<'_>,
     cache: &CampaignCache,
     pushes: &[Incoming],
-    notice_delay: std::time::Duration,
+    writer: Writer,
 ) -> anyhow::Result<Applied> {
     let followers = lock_followers(tx, pushes).await?;
     let keys: Vec<&str> = pushes.iter().map(|p| p.dedupe_key.as_str()).collect();
@@ -109,13 +119,7 @@ async fn write(
     inviters.sort();
     inviters.dedup();
     let counts = count(
-        tx,
-        &plan,
-        &credited,
-        &revoked,
-        &campaigns,
-        &inviters,
-        notice_delay,
+        tx, &plan, &credited, &revoked, &campaigns, &inviters, writer,
     )
     .await?;
     let interactions = super::risk::first_interactions(&followers, plan.followers.iter());
@@ -346,7 +350,7 @@ async fn count(
     revoked: &Revoked,
     campaigns: &[CampaignRules],
     notify: &[&OpenId],
-    notice_delay: std::time::Duration,
+    writer: Writer,
 ) -> anyhow::Result<HashMap<(CampaignId, String), i32>> {
     let uses: Vec<(i64, i64, i64)> = plan
         .code_uses
@@ -371,16 +375,25 @@ async fn count(
             latest: added.latest,
         })
         .collect();
+    let follows: Vec<(i64, i32)> = plan.follows.iter().map(|(b, n)| (*b, *n)).collect();
     let mut counts: HashMap<(CampaignId, String), i32> =
-        if uses.is_empty() && deltas.is_empty() && notify.is_empty() {
+        if uses.is_empty() && deltas.is_empty() && notify.is_empty() && follows.is_empty() {
             HashMap::new()
         } else {
-            db::batch::count(tx, &uses, &deltas, notify, notice_delay)
-                .await
-                .context("counting codes, the leaderboard and notices")?
-                .into_iter()
-                .map(|(c, o, n)| ((c, o), n))
-                .collect()
+            db::batch::count(
+                tx,
+                &uses,
+                &deltas,
+                notify,
+                writer.notice_delay,
+                &follows,
+                writer.id,
+            )
+            .await
+            .context("counting codes, the leaderboard and notices")?
+            .into_iter()
+            .map(|(c, o, n)| ((c, o), n))
+            .collect()
         };
     let recount_rows: Vec<(CampaignId, &OpenId)> =
         revoked.rows.iter().map(|(c, o)| (*c, o)).collect();

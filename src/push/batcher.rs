@@ -89,9 +89,12 @@ impl PushQueue {
 }
 
 async fn write_batches(writers: Arc<Writers>) {
+    // This writer's own rows of the account's follow counts: writers (here and on other
+    // instances) never wait for each other there.
+    let id = rand::random::<i16>();
     while let Some(batch) = gather(&writers).await {
         writers.busy.fetch_add(1, Ordering::SeqCst);
-        write(&writers, batch).await;
+        write(&writers, id, batch).await;
         writers.busy.fetch_sub(1, Ordering::SeqCst);
     }
 }
@@ -121,11 +124,11 @@ async fn gather(writers: &Writers) -> Option<Vec<Waiting>> {
     Some(batch)
 }
 
-async fn write(writers: &Writers, batch: Vec<Waiting>) {
+async fn write(writers: &Writers, id: i16, batch: Vec<Waiting>) {
     let (pushes, answers): (Vec<Incoming>, Vec<_>) =
         batch.into_iter().map(|w| (w.push, w.answer)).unzip();
     writers.metrics.push_batch.observe(pushes.len() as f64);
-    match apply_with_retries(writers, &pushes).await {
+    match apply_with_retries(writers, id, &pushes).await {
         Ok(applied) => answer(writers, applied, answers),
         Err(e) if pushes.len() == 1 => {
             if let Some(answer) = answers.into_iter().next() {
@@ -141,7 +144,7 @@ async fn write(writers: &Writers, batch: Vec<Waiting>) {
             );
             for (push, answer) in pushes.into_iter().zip(answers) {
                 let one = [push];
-                match apply_with_retries(writers, &one).await {
+                match apply_with_retries(writers, id, &one).await {
                     Ok(applied) => self::answer(writers, applied, vec![answer]),
                     Err(e) => {
                         let _ = answer.send(Err(e));
@@ -182,14 +185,21 @@ fn answer(
     }
 }
 
-async fn apply_with_retries(writers: &Writers, pushes: &[Incoming]) -> anyhow::Result<Applied> {
+async fn apply_with_retries(
+    writers: &Writers,
+    id: i16,
+    pushes: &[Incoming],
+) -> anyhow::Result<Applied> {
     let mut attempt = 1;
     loop {
         match apply::apply(
             &writers.pool,
             &writers.campaigns,
             pushes,
-            writers.limits.notice_delay,
+            apply::Writer {
+                id,
+                notice_delay: writers.limits.notice_delay,
+            },
         )
         .await
         {

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use super::incoming::{Incoming, Kind};
 use crate::domain::Outcome;
 use crate::domain::{CampaignId, OpenId, Scene};
+use crate::referral::risk;
 use crate::referral::rules::{
     self, CampaignRules, Code, CodeOwner, Follower, Presence, SubscribeDecision,
 };
@@ -53,6 +54,9 @@ pub struct Plan {
     pub followers: BTreeMap<OpenId, Follower>,
     /// Code id -> (scans, follows) to add.
     pub code_uses: BTreeMap<i64, (i64, i64)>,
+    /// The account's follows (subscribes) by bucket start (unix seconds, per
+    /// `risk::FOLLOW_BUCKET_SECS`): what the scene-burst signal compares a burst with.
+    pub follows: BTreeMap<i64, i32>,
     pub credits: Vec<PlannedCredit>,
     /// Unsubscribes: credits inside their campaign's window are revoked.
     pub unsubscribes: Vec<usize>,
@@ -100,6 +104,9 @@ pub fn plan(pushes: &[Incoming], known: Known<'_>) -> Plan {
         let before = follower.clone();
         plan.outcomes[i] = match &push.kind {
             Kind::Subscribe { scene } => {
+                let secs = push.at.timestamp();
+                let bucket = secs - secs.rem_euclid(risk::FOLLOW_BUCKET_SECS);
+                *plan.follows.entry(bucket).or_default() += 1;
                 follower.see(push.at, FOLLOWING);
                 follower.opened(Opener::Action, push.at);
                 let Some(scene) = scene else {
@@ -319,6 +326,8 @@ mod tests {
         assert_eq!(plan.credits.len(), 1);
         assert_eq!(plan.credits[0].inviter_name.as_deref(), Some("小明"));
         assert_eq!(plan.code_uses[&11], (0, 1));
+        // The account's follows count the one recorded, not its duplicates.
+        assert_eq!(plan.follows.values().sum::<i32>(), 1);
         assert!(plan.unsubscribes.is_empty());
     }
 
@@ -348,6 +357,13 @@ mod tests {
         );
         assert_eq!(plan.credits[0].push, 1);
         assert_eq!(plan.code_uses[&11], (1, 2));
+        // Two follows (the SCAN is none), each in its CreateTime's bucket.
+        let bucket = |at: DateTime<Utc>| at.timestamp() - at.timestamp().rem_euclid(10);
+        let mut expected = BTreeMap::new();
+        for at in [t(10), t(90)] {
+            *expected.entry(bucket(at)).or_insert(0) += 1;
+        }
+        assert_eq!(plan.follows, expected);
         let bob = &plan.followers[&id("bob")];
         assert_eq!(bob.followed_since, Some(t(10)));
         assert_eq!(bob.state_at, Some(t(90)));

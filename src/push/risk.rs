@@ -61,10 +61,12 @@ pub async fn screen(
         .await
         .context("counting the inviters' risk signals")?;
 
+    let minutes = account_minutes(tx, &observed, &added).await?;
+
     let mut screen = Screen::default();
     let mut fired = Vec::new();
     let mut verdicts = Vec::new();
-    for row in &observed {
+    for (row, account_minute) in observed.iter().zip(minutes) {
         let Ok(inviter) = OpenId::parse(&row.openid) else {
             continue;
         };
@@ -84,6 +86,7 @@ pub async fn screen(
             friends_left: row.friends_left,
             friends_active: row.friends_active,
             invited_at: row.invited_at,
+            account_minute,
         };
         let signals = risk::signals(&counters, &thresholds, latest.unwrap_or_else(Utc::now));
         let current = RiskStatus::parse(&row.status).unwrap_or(RiskStatus::Ok);
@@ -133,6 +136,47 @@ pub async fn screen(
     Ok(screen)
 }
 
+/// For each inviter observed: the whole account's follows in the minute ending at their latest
+/// credit in the batch, when that minute holds enough of their credits to be a scene burst under
+/// their campaign's policy — read in one statement for all of them, none when nobody bursts.
+async fn account_minutes(
+    tx: &mut Tx<'_>,
+    observed: &[db::risk::Observed],
+    added: &BTreeMap<(i64, &OpenId), (i32, DateTime<Utc>)>,
+) -> anyhow::Result<Vec<Option<risk::AccountMinute>>> {
+    let ends: Vec<Option<DateTime<Utc>>> = observed
+        .iter()
+        .map(|row| {
+            let inviter = OpenId::parse(&row.openid).ok()?;
+            let (_, end) = added.get(&(row.campaign_id, &inviter))?;
+            let counters = Counters {
+                recent: row.recent.clone(),
+                ..Counters::default()
+            };
+            risk::burst_window(&counters, &thresholds(row), *end).then_some(*end)
+        })
+        .collect();
+    let spans: Vec<(i64, i64)> = ends
+        .iter()
+        .flatten()
+        .map(|&e| risk::follow_buckets(e))
+        .collect();
+    let mut follows = db::risk::account_follows(tx, &spans)
+        .await
+        .context("counting the account's follows")?
+        .into_iter();
+    Ok(ends
+        .into_iter()
+        .map(|end| {
+            let end = end?;
+            Some(risk::AccountMinute {
+                end,
+                follows: follows.next()?,
+            })
+        })
+        .collect())
+}
+
 /// The tiers the batch's credits took the inviter to (what is held instead of granted).
 fn newly_reached(
     campaigns: &[CampaignRules],
@@ -163,6 +207,8 @@ fn thresholds(row: &db::risk::Observed) -> Thresholds {
         left_min_friends: row.risk_left_min_friends,
         block_per_minute: row.risk_block_per_minute,
         silent_percent: row.risk_silent_percent,
+        burst_min: row.risk_burst_min,
+        burst_percent: row.risk_burst_percent,
     }
 }
 

@@ -1,9 +1,9 @@
 //! Risk signals and what a campaign's policy does about them, purely. The push path keeps
 //! bounded counters per inviter (the times of their latest credits, how many friends they
 //! brought, how many of those left within the revoke window and how many did anything after
-//! following); these functions read the
-//! counters against the campaign's thresholds and say which signals fire and where the inviter
-//! stands afterwards.
+//! following) and the account's follows per 10-second bucket; these functions read the counters
+//! against the campaign's thresholds and say which signals fire and where the inviter stands
+//! afterwards.
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -24,6 +24,13 @@ pub const CHAIN_WITHIN: Duration = Duration::hours(1);
 /// after following (no message, menu click or scan).
 pub const FRIENDS_SILENT: &str = "friends_silent_percent";
 
+/// A burst on one scene while the account is otherwise quiet: at least `burst_min` credits
+/// through the inviter's code within 60 seconds, making at least `burst_percent` % of every
+/// follow the whole account received in that minute.
+pub const SCENE_BURST: &str = "scene_burst";
+/// The account's follows are counted in buckets of this many seconds.
+pub const FOLLOW_BUCKET_SECS: i64 = 10;
+
 /// How many credit times the counters keep: more than any threshold a campaign may set (1..=100),
 /// so a window over a threshold is always seen in full.
 pub const RECENT_KEPT: usize = 128;
@@ -42,6 +49,10 @@ pub struct Thresholds {
     /// The silent share (of friends older than a day; from `left_min_friends` of them on);
     /// 0 = the signal is off.
     pub silent_percent: i32,
+    /// The scene-burst signal's least credits within 60 s; 0 = the signal is off.
+    pub burst_min: i32,
+    /// … and the least share (%) of the account's follows in that minute they must make.
+    pub burst_percent: i32,
 }
 
 impl Default for Thresholds {
@@ -56,6 +67,10 @@ impl Default for Thresholds {
             block_per_minute: 20,
             // Off: most real followers never write to an account.
             silent_percent: 0,
+            // Off: a follower sharing their code in a busy group chat on a quiet day looks
+            // the same; a campaign whose farms come in small bursts turns it on.
+            burst_min: 0,
+            burst_percent: 80,
         }
     }
 }
@@ -71,6 +86,38 @@ pub struct Counters {
     pub friends_active: i32,
     /// When the inviter was themselves credited as someone's friend (the earliest), if ever.
     pub invited_at: Option<DateTime<Utc>>,
+    /// The whole account's follows in the minute ending at the inviter's latest credit, when
+    /// that minute holds enough of their credits to be a burst (`burst_window`).
+    pub account_minute: Option<AccountMinute>,
+}
+
+/// How many follows the whole account received in the minute ending at `end` (counted in
+/// whole buckets: `follow_buckets`, never fewer than there were).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountMinute {
+    pub end: DateTime<Utc>,
+    pub follows: i64,
+}
+
+/// The inviter's credits within the 60 seconds ending at `end` (`end` included).
+pub fn credits_within_minute(recent: &[DateTime<Utc>], end: DateTime<Utc>) -> usize {
+    recent
+        .iter()
+        .filter(|&&at| at <= end && end - at < Duration::seconds(60))
+        .count()
+}
+
+/// Whether the minute ending at the inviter's latest credit `end` is worth counting the
+/// account's follows for: the signal is on and the inviter's credits in it reach its minimum.
+pub fn burst_window(c: &Counters, t: &Thresholds, end: DateTime<Utc>) -> bool {
+    t.burst_min > 0 && credits_within_minute(&c.recent, end) >= t.burst_min as usize
+}
+
+/// The account's follow buckets (start, in unix seconds) that cover the minute ending at `end`:
+/// every bucket that holds a moment of it, so the count is never short.
+pub fn follow_buckets(end: DateTime<Utc>) -> (i64, i64) {
+    let bucket = |secs: i64| secs.div_euclid(FOLLOW_BUCKET_SECS) * FOLLOW_BUCKET_SECS;
+    (bucket(end.timestamp() - 59), bucket(end.timestamp()))
 }
 
 /// The most credits inside any span shorter than `window`, and when that span ended.
@@ -142,6 +189,23 @@ pub fn signals(c: &Counters, t: &Thresholds, now: DateTime<Utc>) -> Vec<Signal> 
                     value: (percent * 10.0).round() / 10.0,
                     threshold: f64::from(t.silent_percent),
                     at: now,
+                });
+            }
+        }
+    }
+    if let Some(minute) = c.account_minute {
+        let n = credits_within_minute(&c.recent, minute.end);
+        if t.burst_min > 0 && n >= t.burst_min as usize {
+            // The inviter's credits are follows too: a count short of them (another
+            // instance's batch not yet committed) is taken as theirs alone.
+            let follows = minute.follows.max(n as i64);
+            let percent = n as f64 * 100.0 / follows as f64;
+            if percent >= f64::from(t.burst_percent) {
+                fired.push(Signal {
+                    name: SCENE_BURST.to_string(),
+                    value: (percent * 10.0).round() / 10.0,
+                    threshold: f64::from(t.burst_percent),
+                    at: minute.end,
                 });
             }
         }
@@ -242,6 +306,7 @@ mod tests {
             // Everyone talks unless a test says otherwise.
             friends_active: friends,
             invited_at: None,
+            account_minute: None,
         }
     }
 
@@ -381,6 +446,60 @@ mod tests {
         let c = counters(&some_old, 500, 0);
         // 128 kept, the newest 88 (times above 39,600 s) within the day before 126,000 s.
         assert_eq!(older_than_a_day(&c, at(126_000)), Some(500 - 88));
+    }
+
+    #[test]
+    fn a_burst_on_one_scene_fires_only_while_the_rest_of_the_account_is_quiet() {
+        let off = Thresholds::default();
+        let t = Thresholds {
+            burst_min: 6,
+            burst_percent: 80,
+            ..off
+        };
+        // Eight friends within 40 s: below the velocity threshold of ten.
+        let times: Vec<i64> = (0..8).map(|i| 100 + i * 5).collect();
+        let end = at(135);
+        let minute = |follows: i64| Counters {
+            account_minute: Some(AccountMinute { end, follows }),
+            ..counters(&times, 8, 0)
+        };
+        assert!(burst_window(&minute(8), &t, end));
+        assert!(!burst_window(&minute(8), &off, end), "off by default");
+        assert!(signals(&minute(8), &off, end).is_empty());
+        // The account got nothing else: 100 %.
+        let fired = signals(&minute(8), &t, end);
+        assert_eq!(names(&fired), [SCENE_BURST]);
+        assert_eq!(
+            (fired[0].value, fired[0].threshold, fired[0].at),
+            (100.0, 80.0, end)
+        );
+        // Two other follows: 80 % still fires; three: 72.7 % does not.
+        assert_eq!(signals(&minute(10), &t, end)[0].value, 80.0);
+        assert!(signals(&minute(11), &t, end).is_empty());
+        // A busy account: forty other follows that minute.
+        assert!(signals(&minute(48), &t, end).is_empty());
+        // A count short of the inviter's own credits is taken as theirs alone.
+        assert_eq!(signals(&minute(3), &t, end)[0].value, 100.0);
+        // Five in the minute are below the minimum, however quiet the account.
+        let five = Counters {
+            account_minute: Some(AccountMinute { end, follows: 5 }),
+            ..counters(&times[..5], 5, 0)
+        };
+        assert!(!burst_window(&five, &t, at(120)));
+        assert!(signals(&five, &t, at(120)).is_empty());
+    }
+
+    #[test]
+    fn the_minute_counts_credits_up_to_its_end_and_its_buckets_cover_it() {
+        let times: Vec<DateTime<Utc>> =
+            [0, 1, 30, 59, 60, 61, 200].iter().map(|&s| at(s)).collect();
+        // (1, 61]: 30, 59, 60, 61 — 1 is exactly 60 s before and falls out; 200 is later.
+        assert_eq!(credits_within_minute(&times, at(61)), 4);
+        assert_eq!(credits_within_minute(&times, at(59)), 4);
+        // Ending at …061: its seconds …002 to …061 lie in the buckets …000 to …060 (seven).
+        assert_eq!(follow_buckets(at(61)), (1_700_000_000, 1_700_000_060));
+        // Ending at …069: …010 to …069, six buckets exactly.
+        assert_eq!(follow_buckets(at(69)), (1_700_000_010, 1_700_000_060));
     }
 
     fn velocity(n: f64) -> Vec<Signal> {

@@ -34,6 +34,7 @@ mod postgres_restart;
 mod redis_outage;
 mod risk;
 mod risk_browser;
+mod risk_burst;
 mod risk_chain;
 mod risk_delay;
 mod risk_hooks;

@@ -36,6 +36,10 @@ pub async fn set_policy(app: &TestApp, campaign: i64, policy: &str) {
         block_text: "你的邀请记录异常，已被取消。".into(),
         reward_delay_days: 0,
         risk_silent_percent: 90,
+        // The scene-burst signal (tests/api/risk_burst.rs) stays off: these scripts are about
+        // velocity and leaving friends.
+        risk_burst_min: 0,
+        risk_burst_percent: 80,
     };
     assert!(fission::db::risk::set_policy(&app.pool, campaign, &row)
         .await

@@ -39,6 +39,7 @@ pub fn signal_key(name: &str) -> &'static str {
         crate::referral::risk::FRIENDS_LEFT => "risk.signal.friends_left_percent",
         crate::referral::risk::FRIENDS_SILENT => "risk.signal.friends_silent_percent",
         crate::referral::risk::CHAIN => "risk.signal.chain_burst",
+        crate::referral::risk::SCENE_BURST => "risk.signal.scene_burst",
         _ => "risk.signal.other",
     }
 }
@@ -271,9 +272,15 @@ pub struct PolicyForm {
     /// Absent from older forms: rewards at once.
     #[serde(default)]
     pub reward_delay_days: String,
-    /// Absent from older forms: the default, 90 %.
+    /// Absent from older forms: off.
     #[serde(default)]
     pub risk_silent_percent: String,
+    /// Absent from older forms: off.
+    #[serde(default)]
+    pub risk_burst_min: String,
+    /// Absent from older forms: the default, 80 %.
+    #[serde(default)]
+    pub risk_burst_percent: String,
 }
 
 impl PolicyForm {
@@ -288,11 +295,15 @@ impl PolicyForm {
             block_text: p.block_text.clone(),
             reward_delay_days: p.reward_delay_days.to_string(),
             risk_silent_percent: p.risk_silent_percent.to_string(),
+            risk_burst_min: p.risk_burst_min.to_string(),
+            risk_burst_percent: p.risk_burst_percent.to_string(),
         }
     }
 
     /// Thresholds within what the counters can see (1..=100 credits), text at most 600 chars,
-    /// a reward delay of 0..=90 days (empty = 0), a silent share of 0..=100 % (empty or 0 = off).
+    /// a reward delay of 0..=90 days (empty = 0), a silent share of 0..=100 % (empty or 0 = off),
+    /// a scene burst of 0..=100 credits (empty or 0 = off) making 1..=100 % of the account's
+    /// follows (empty = 80).
     fn validate(&self) -> Option<PolicyRow> {
         let n = |raw: &str, max: i32| {
             raw.trim()
@@ -319,6 +330,14 @@ impl PolicyForm {
             risk_silent_percent: match self.risk_silent_percent.trim() {
                 "" => 0,
                 raw => raw.parse::<i32>().ok().filter(|v| (0..=100).contains(v))?,
+            },
+            risk_burst_min: match self.risk_burst_min.trim() {
+                "" => 0,
+                raw => raw.parse::<i32>().ok().filter(|v| (0..=100).contains(v))?,
+            },
+            risk_burst_percent: match self.risk_burst_percent.trim() {
+                "" => crate::referral::risk::Thresholds::default().burst_percent,
+                raw => n(raw, 100)?,
             },
         })
     }
