@@ -31,6 +31,7 @@ mod notices;
 mod outbox;
 mod poster;
 mod postgres_restart;
+mod push_cost;
 mod redis_outage;
 mod risk;
 mod risk_browser;
