@@ -36,6 +36,20 @@ pub type Tx<'a> = sqlx::Transaction<'a, Postgres>;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// Whether a transaction failed only because a concurrent one won a race — PostgreSQL aborted
+/// it as a deadlock or a serialization failure — so running it again may well succeed.
+pub fn lost_a_race(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<sqlx::Error>(),
+            Some(sqlx::Error::Database(d)) if matches!(d.code().as_deref(), Some("40P01" | "40001"))
+        )
+    })
+}
+
+/// A pooled connection idle for longer than this is tested before it is used.
+const IDLE_BEFORE_TEST: Duration = Duration::from_secs(1);
+
 /// Connects to the configured database, creating it first if it does not exist.
 pub async fn connect(
     database_url: &secrecy::SecretString,
@@ -48,6 +62,19 @@ pub async fn connect(
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(30))
+        // The pool tests every connection when it is given back (a round trip the caller does
+        // not wait for); testing it again when it is taken, as by default, costs every batch
+        // of pushes a round trip more. Only a connection idle for a while — time enough for
+        // PostgreSQL to have gone away meanwhile — is tested before use.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > IDLE_BEFORE_TEST {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_with(options)
         .await
         .context("connecting to PostgreSQL")

@@ -218,13 +218,5 @@ async fn apply_with_retries(
 /// Deadlocks and serialization failures (another transaction won; try again) and pushes
 /// recorded meanwhile by another instance.
 fn lost_a_race(e: &anyhow::Error) -> bool {
-    e.chain().any(|cause| {
-        if cause.is::<RecordedMeanwhile>() {
-            return true;
-        }
-        matches!(
-            cause.downcast_ref::<sqlx::Error>(),
-            Some(sqlx::Error::Database(d)) if matches!(d.code().as_deref(), Some("40P01" | "40001"))
-        )
-    })
+    e.chain().any(|cause| cause.is::<RecordedMeanwhile>()) || crate::db::lost_a_race(e)
 }

@@ -39,6 +39,7 @@ mod risk_burst;
 mod risk_chain;
 mod risk_delay;
 mod risk_hooks;
+mod risk_race;
 mod risk_silent;
 mod sandbox;
 mod sandbox_story;
