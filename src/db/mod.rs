@@ -57,7 +57,14 @@ pub async fn connect(
 ) -> anyhow::Result<PgPool> {
     let options = PgConnectOptions::from_str(database_url.expose_secret())
         .context("DATABASE_URL is not a valid PostgreSQL URL")?
-        .log_statements(tracing::log::LevelFilter::Trace);
+        .log_statements(tracing::log::LevelFilter::Trace)
+        // Plan every statement for its parameters and the tables as they are now. A prepared
+        // statement otherwise settles on a generic plan after five runs and keeps it until the
+        // table's statistics change: one made while `users` or `events` was small scans the
+        // whole table once it is not (every batch slower than the one before, until autovacuum
+        // happens to analyze it). The push path's statements are few and planning them is
+        // cheap next to that.
+        .options([("plan_cache_mode", "force_custom_plan")]);
     create_if_missing(&options).await?;
     PgPoolOptions::new()
         .max_connections(max_connections)
