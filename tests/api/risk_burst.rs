@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::admin_client::{with_admin, Operator};
 use crate::helpers::{openid, Deployment, FakeWechat, TestApp};
-use crate::risk::default_campaign;
+use crate::risk::{default_campaign, save_policy};
 
 const DAY: i64 = 86_400;
 
@@ -37,26 +37,20 @@ async fn counted(app: &TestApp, from: i64, to: i64) -> i64 {
 async fn turn_on(app: &TestApp, campaign: i64) {
     let mut operator = Operator::new(app);
     operator.login().await;
+    let burst = |min, percent| [("risk_burst_min", min), ("risk_burst_percent", percent)];
+    assert_eq!(
+        save_policy(&mut operator, campaign, &burst("101", "80")).await,
+        400
+    );
+    assert_eq!(
+        save_policy(&mut operator, campaign, &burst("6", "0")).await,
+        400
+    );
+    assert_eq!(
+        save_policy(&mut operator, campaign, &burst("6", "80")).await,
+        303
+    );
     let page = format!("/admin/campaigns/{campaign}/risk");
-    let csrf = operator.csrf(&page).await;
-    let mut form = vec![
-        ("csrf", csrf.as_str()),
-        ("risk_policy", "flag"),
-        ("risk_per_minute", "10"),
-        ("risk_per_hour", "60"),
-        ("risk_left_percent", "50"),
-        ("risk_left_min_friends", "10"),
-        ("risk_block_per_minute", "20"),
-        ("block_text", "你的邀请记录异常，已被取消。"),
-        ("risk_burst_min", "101"),
-        ("risk_burst_percent", "80"),
-    ];
-    assert_eq!(operator.post_form(&page, &form).await.status(), 400);
-    form[8].1 = "6";
-    form[9].1 = "0";
-    assert_eq!(operator.post_form(&page, &form).await.status(), 400);
-    form[9].1 = "80";
-    assert_eq!(operator.post_form(&page, &form).await.status(), 303);
     let html = operator.get(&page).await.text().await.unwrap();
     assert!(
         html.contains("name=\"risk_burst_min\" min=\"0\" max=\"100\" value=\"6\""),

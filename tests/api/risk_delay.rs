@@ -11,7 +11,7 @@ use crate::admin_client::{with_admin, Operator};
 use crate::helpers::{openid, Deployment, FakeWechat, TestApp};
 use crate::hook_receiver::{register, Receiver};
 use crate::invite::sign_in;
-use crate::risk::default_campaign;
+use crate::risk::{default_campaign, save_policy};
 
 const DAY: i64 = 86_400;
 
@@ -19,22 +19,10 @@ const DAY: i64 = 86_400;
 async fn delay_one_day(app: &TestApp, campaign: i64) {
     let mut operator = Operator::new(app);
     operator.login().await;
+    let days = |d| [("reward_delay_days", d)];
+    assert_eq!(save_policy(&mut operator, campaign, &days("91")).await, 400);
+    assert_eq!(save_policy(&mut operator, campaign, &days("1")).await, 303);
     let page = format!("/admin/campaigns/{campaign}/risk");
-    let csrf = operator.csrf(&page).await;
-    let mut form = vec![
-        ("csrf", csrf.as_str()),
-        ("risk_policy", "flag"),
-        ("risk_per_minute", "10"),
-        ("risk_per_hour", "60"),
-        ("risk_left_percent", "50"),
-        ("risk_left_min_friends", "10"),
-        ("risk_block_per_minute", "20"),
-        ("block_text", "你的邀请记录异常，已被取消。"),
-        ("reward_delay_days", "91"),
-    ];
-    assert_eq!(operator.post_form(&page, &form).await.status(), 400);
-    form[8].1 = "1";
-    assert_eq!(operator.post_form(&page, &form).await.status(), 303);
     let html = operator.get(&page).await.text().await.unwrap();
     assert!(html.contains("name=\"reward_delay_days\""), "{html}");
     assert!(html.contains("value=\"1\""), "{html}");
