@@ -29,16 +29,7 @@ DURATION="${DURATION:-10}"
 DB_BASE="$DB"
 RESULTS="$WORK/results.tsv"
 
-LOADGEN="${BENCH_LOADGEN:-}"
-if [[ -z "$LOADGEN" ]]; then
-    LOADGEN=$(cargo build --release --bench callback_load --message-format=json 2>"$WORK/loadgen-build.log" \
-        | python3 -c 'import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "callback_load":
-        print(m["executable"])')
-fi
-[[ -x "$LOADGEN" ]] || { echo "could not build the load generator" >&2; exit 1; }
+LOADGEN=$(bench_loadgen)
 
 bench_machine
 echo "old: $OLD ($(stat -c %y "$OLD" | cut -d. -f1))"

@@ -175,22 +175,8 @@ build() {
         bench_build
     fi
     [[ -x "$BIN" ]] || { echo "no release binary at $BIN" >&2; exit 1; }
-    local loadgen="${BENCH_LOADGEN:-}"
-    if [[ -z "$loadgen" ]]; then
-        # With the release profile, like the server: `cargo bench` would build the library again
-        # under the bench profile.
-        loadgen=$(cargo build --release --bench callback_load --message-format=json 2>"$WORK/loadgen-build.log" \
-            | python3 -c 'import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "callback_load":
-        print(m["executable"])')
-    fi
-    if [[ ! -x "$loadgen" ]]; then
-        tail -n 30 "$WORK/loadgen-build.log" >&2 || true
-        echo "could not build the load generator (cargo build --release --bench callback_load)" >&2
-        exit 1
-    fi
+    local loadgen
+    loadgen=$(bench_loadgen)
     # Private copies: a build in the same target directory during the run changes nothing here.
     cp "$BIN" "$WORK/fission"
     cp "$loadgen" "$WORK/callback_load"

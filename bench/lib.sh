@@ -108,6 +108,27 @@ bench_start_server() {
 
 # Gives followers oBenchInviter1..N a permanent invite code with scene 1..N, for --mode
 # credited (rows written directly: the load measures the callback, not issuance).
+# The load generator (benches/callback_load.rs), built with the release profile like the server
+# (`cargo bench` would build the library again under the bench profile): prints its path, or
+# BENCH_LOADGEN's when set. Exits when it cannot be built.
+bench_loadgen() {
+    local loadgen="${BENCH_LOADGEN:-}"
+    if [[ -z "$loadgen" ]]; then
+        loadgen=$(cargo build --release --bench callback_load --message-format=json 2>"$WORK/loadgen-build.log" \
+            | python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "callback_load":
+        print(m["executable"])')
+    fi
+    if [[ ! -x "$loadgen" ]]; then
+        tail -n 30 "$WORK/loadgen-build.log" >&2 || true
+        echo "could not build the load generator (cargo build --release --bench callback_load)" >&2
+        exit 1
+    fi
+    echo "$loadgen"
+}
+
 bench_seed_codes() {
     local n="$1"
     "${PSQL[@]}" -d "$DB" -qc "INSERT INTO invite_codes (owner_openid, permanent, scene_id, quota_slot, ticket, url)
