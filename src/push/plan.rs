@@ -55,7 +55,7 @@ pub struct Plan {
     /// Code id -> (scans, follows) to add.
     pub code_uses: BTreeMap<i64, (i64, i64)>,
     /// The account's follows (subscribes) by bucket start (unix seconds, per
-    /// `risk::FOLLOW_BUCKET_SECS`): what the scene-burst signal compares a burst with.
+    /// `risk::follow_bucket`): what the scene-burst signal compares a burst with.
     pub follows: BTreeMap<i64, i32>,
     pub credits: Vec<PlannedCredit>,
     /// Unsubscribes: credits inside their campaign's window are revoked.
@@ -104,8 +104,7 @@ pub fn plan(pushes: &[Incoming], known: Known<'_>) -> Plan {
         let before = follower.clone();
         plan.outcomes[i] = match &push.kind {
             Kind::Subscribe { scene } => {
-                let secs = push.at.timestamp();
-                let bucket = secs - secs.rem_euclid(risk::FOLLOW_BUCKET_SECS);
+                let bucket = risk::follow_bucket(push.at.timestamp());
                 *plan.follows.entry(bucket).or_default() += 1;
                 follower.see(push.at, FOLLOWING);
                 follower.opened(Opener::Action, push.at);

@@ -149,11 +149,7 @@ async fn account_minutes(
         .map(|row| {
             let inviter = OpenId::parse(&row.openid).ok()?;
             let (_, end) = added.get(&(row.campaign_id, &inviter))?;
-            let counters = Counters {
-                recent: row.recent.clone(),
-                ..Counters::default()
-            };
-            risk::burst_window(&counters, &thresholds(row), *end).then_some(*end)
+            risk::burst_window(&row.recent, &thresholds(row), *end).then_some(*end)
         })
         .collect();
     let spans: Vec<(i64, i64)> = ends

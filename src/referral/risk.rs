@@ -108,16 +108,24 @@ pub fn credits_within_minute(recent: &[DateTime<Utc>], end: DateTime<Utc>) -> us
 }
 
 /// Whether the minute ending at the inviter's latest credit `end` is worth counting the
-/// account's follows for: the signal is on and the inviter's credits in it reach its minimum.
-pub fn burst_window(c: &Counters, t: &Thresholds, end: DateTime<Utc>) -> bool {
-    t.burst_min > 0 && credits_within_minute(&c.recent, end) >= t.burst_min as usize
+/// account's follows for: the signal is on and the inviter's credits in it (of the `recent`
+/// credit times) reach its minimum.
+pub fn burst_window(recent: &[DateTime<Utc>], t: &Thresholds, end: DateTime<Utc>) -> bool {
+    t.burst_min > 0 && credits_within_minute(recent, end) >= t.burst_min as usize
 }
 
-/// The account's follow buckets (start, in unix seconds) that cover the minute ending at `end`:
+/// The start (unix seconds) of the follow bucket holding the moment `secs`.
+pub fn follow_bucket(secs: i64) -> i64 {
+    secs.div_euclid(FOLLOW_BUCKET_SECS) * FOLLOW_BUCKET_SECS
+}
+
+/// The account's follow buckets (first and last start) that cover the minute ending at `end`:
 /// every bucket that holds a moment of it, so the count is never short.
 pub fn follow_buckets(end: DateTime<Utc>) -> (i64, i64) {
-    let bucket = |secs: i64| secs.div_euclid(FOLLOW_BUCKET_SECS) * FOLLOW_BUCKET_SECS;
-    (bucket(end.timestamp() - 59), bucket(end.timestamp()))
+    (
+        follow_bucket(end.timestamp() - 59),
+        follow_bucket(end.timestamp()),
+    )
 }
 
 /// The most credits inside any span shorter than `window`, and when that span ended.
@@ -463,8 +471,11 @@ mod tests {
             account_minute: Some(AccountMinute { end, follows }),
             ..counters(&times, 8, 0)
         };
-        assert!(burst_window(&minute(8), &t, end));
-        assert!(!burst_window(&minute(8), &off, end), "off by default");
+        assert!(burst_window(&minute(8).recent, &t, end));
+        assert!(
+            !burst_window(&minute(8).recent, &off, end),
+            "off by default"
+        );
         assert!(signals(&minute(8), &off, end).is_empty());
         // The account got nothing else: 100 %.
         let fired = signals(&minute(8), &t, end);
@@ -485,7 +496,7 @@ mod tests {
             account_minute: Some(AccountMinute { end, follows: 5 }),
             ..counters(&times[..5], 5, 0)
         };
-        assert!(!burst_window(&five, &t, at(120)));
+        assert!(!burst_window(&five.recent, &t, at(120)));
         assert!(signals(&five, &t, at(120)).is_empty());
     }
 
