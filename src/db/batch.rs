@@ -1,7 +1,7 @@
 //! The statements a batch of pushes writes across several tables, each one round trip: what the
-//! batch must know once its followers are locked, the facts it records, and the counters every
-//! batch shares. A lone push costs six round trips in all (with BEGIN, the follower lock and
-//! COMMIT), a batch of a hundred the same six.
+//! batch must know as its followers are locked, the facts it records, and the counters every
+//! batch shares. A lone push costs five round trips in all (with BEGIN and COMMIT), a batch of a
+//! hundred the same five — a tier reached, a revocation or a risk decision adds its own.
 //!
 //! Within one statement the data-modifying parts run in the order the final SELECT reads them,
 //! which is the order the rest of the push path takes rows in; a batch that deadlocks anyway is
@@ -15,12 +15,15 @@ use super::codes::SceneCode;
 use super::events::NewEvent;
 use super::outbox::JobKind;
 use super::referrals::{NewCredit, StatsDelta};
-use super::users::PresenceState;
+use super::risk::{Observation, Observed};
+use super::users::{PresenceState, UserRow};
 use super::Tx;
 use crate::domain::{CampaignId, OpenId, Scene};
 
-/// What the database holds about a batch, read after its followers are locked.
+/// What the database holds about a batch, read as its followers are locked.
 pub struct Known {
+    /// The followers' rows as they were before the batch (created if new), locked.
+    pub followers: Vec<UserRow>,
     /// Dedupe keys already recorded.
     pub recorded: Vec<String>,
     /// The campaigns' version (the cache reloads when it moved).
@@ -43,10 +46,23 @@ struct CodeJson {
     expires_at: Option<DateTime<Utc>>,
 }
 
-/// Which of `keys` are recorded, the campaigns' version and the codes `scenes` name, in one
-/// round trip. (Run after the followers' rows are locked: a push recorded by a transaction we
-/// waited for is seen.)
-pub async fn known(tx: &mut Tx<'_>, keys: &[&str], scenes: &[&Scene]) -> sqlx::Result<Known> {
+/// Creates the `followers` not known yet and locks their rows until the transaction ends (in
+/// openid order, so concurrent batches cannot deadlock on them), so two pushes about one
+/// follower (on any instance) are decided one after the other; and reads which of `keys` are
+/// recorded, the campaigns' version and the codes `scenes` name — one round trip.
+///
+/// The rows returned are the latest committed ones (a batch we waited for is seen), but the
+/// rest is read from the snapshot taken before the wait: a key that batch recorded may be
+/// missing here. `record` finds it then (its insert conflicts) and the batch runs again.
+pub async fn known(
+    tx: &mut Tx<'_>,
+    followers: &[&OpenId],
+    keys: &[&str],
+    scenes: &[&Scene],
+) -> sqlx::Result<Known> {
+    let mut followers: Vec<&str> = followers.iter().map(|o| o.as_str()).collect();
+    followers.sort_unstable();
+    followers.dedup();
     let ids: Vec<i32> = scenes
         .iter()
         .filter_map(|s| match s {
@@ -61,26 +77,40 @@ pub async fn known(tx: &mut Tx<'_>, keys: &[&str], scenes: &[&Scene]) -> sqlx::R
             Scene::Id(_) => None,
         })
         .collect();
-    let (recorded, campaign_version, codes, webhooks): (Vec<String>, i64, Json<Vec<CodeJson>>, bool) =
-        sqlx::query_as(
-            "SELECT ARRAY(SELECT e.dedupe_key FROM unnest($1::text[]) AS k(key)
-                          JOIN events e ON e.dedupe_key = k.key),
-                    (SELECT version FROM campaign_version),
-                    (SELECT COALESCE(json_agg(json_build_object(
-                         'id', c.id, 'owner_openid', c.owner_openid,
-                         'owner_nickname', (SELECT u.nickname FROM users u WHERE u.openid = c.owner_openid),
-                         'channel_id', c.channel_id, 'permanent', c.permanent,
-                         'scene_id', c.scene_id, 'scene_str', c.scene_str, 'expires_at', c.expires_at)), '[]')
-                     FROM invite_codes c
-                     WHERE c.scene_id = ANY($2) OR c.scene_str = ANY($3)),
-                    EXISTS (SELECT 1 FROM webhooks)",
-        )
-        .bind(keys)
-        .bind(ids)
-        .bind(strs)
-        .fetch_one(&mut **tx)
-        .await?;
+    #[allow(clippy::type_complexity)]
+    let (users, recorded, campaign_version, codes, webhooks): (
+        Json<Vec<UserRow>>,
+        Vec<String>,
+        i64,
+        Json<Vec<CodeJson>>,
+        bool,
+    ) = sqlx::query_as(
+        "WITH locked AS (
+            INSERT INTO users AS u (openid)
+            SELECT o FROM unnest($4::text[]) WITH ORDINALITY AS x(o, n) ORDER BY n
+            ON CONFLICT (openid) DO UPDATE SET openid = EXCLUDED.openid
+            RETURNING u.*
+         )
+         SELECT (SELECT COALESCE(json_agg(locked), '[]') FROM locked),
+                ARRAY(SELECT e.dedupe_key FROM events e WHERE e.dedupe_key = ANY($1)),
+                (SELECT version FROM campaign_version),
+                (SELECT COALESCE(json_agg(json_build_object(
+                     'id', c.id, 'owner_openid', c.owner_openid,
+                     'owner_nickname', (SELECT u.nickname FROM users u WHERE u.openid = c.owner_openid),
+                     'channel_id', c.channel_id, 'permanent', c.permanent,
+                     'scene_id', c.scene_id, 'scene_str', c.scene_str, 'expires_at', c.expires_at)), '[]')
+                 FROM invite_codes c
+                 WHERE c.scene_id = ANY($2) OR c.scene_str = ANY($3)),
+                EXISTS (SELECT 1 FROM webhooks)",
+    )
+    .bind(keys)
+    .bind(ids)
+    .bind(strs)
+    .bind(followers)
+    .fetch_one(&mut **tx)
+    .await?;
     Ok(Known {
+        followers: users.0,
         recorded,
         campaign_version,
         codes: codes
@@ -216,14 +246,24 @@ struct CountJson {
     invites: i32,
 }
 
+/// What `count` counted.
+pub struct Counted {
+    /// Each leaderboard row's count: (campaign, inviter, invites).
+    pub stats: Vec<(CampaignId, String, i32)>,
+    /// The counters of every inviter the risk observation concerned.
+    pub observed: Vec<Observed>,
+}
+
 /// Counts the batch into the rows every batch shares, in one statement, each table's rows in
 /// key order: code counters (code id, scans, follows); then leaderboard rows, adding new
 /// credits to each (every row the batch touches goes through here — also those whose credits
 /// are only revoked, `added` 0 — so they are locked in one order before any recount; the time a
 /// count was reached is the latest credit counted, right also when pushes arrive out of
 /// order); then the inviters' notice jobs — one open per follower, marked `again` if one is
-/// being sent right now; last the account's follow buckets (bucket start, follows), in this
-/// writer's own rows. Returns each leaderboard row's count.
+/// being sent right now; then the account's follow buckets (bucket start, follows), in this
+/// writer's own rows; last the inviters' risk counters, in (campaign, openid) order, returned
+/// with their campaign's policy.
+#[allow(clippy::too_many_arguments)]
 pub async fn count(
     tx: &mut Tx<'_>,
     uses: &[(i64, i64, i64)],
@@ -232,16 +272,19 @@ pub async fn count(
     notice_delay: std::time::Duration,
     follows: &[(i64, i32)],
     writer: i16,
-) -> sqlx::Result<Vec<(CampaignId, String, i32)>> {
+    risk: &Observation<'_>,
+) -> sqlx::Result<Counted> {
     let mut notify: Vec<&str> = notify.iter().map(|o| o.as_str()).collect();
     notify.sort_unstable();
     notify.dedup();
-    let (_locked, _counted, stats, _noticed, _followed): (
+    #[allow(clippy::type_complexity)]
+    let (_locked, _counted, stats, _noticed, _followed, observed): (
         i64,
         i64,
         Json<Vec<CountJson>>,
         i64,
         i64,
+        Json<Vec<Observed>>,
     ) = sqlx::query_as(
         "WITH locked AS (
             SELECT id FROM invite_codes WHERE id = ANY($1) ORDER BY id FOR UPDATE
@@ -272,13 +315,55 @@ pub async fn count(
             SELECT b, $13, n FROM unnest($11::bigint[], $12::int[]) AS x(b, n) ORDER BY b
             ON CONFLICT (bucket, writer) DO UPDATE SET follows = f.follows + EXCLUDED.follows
             RETURNING 1
+         ), rc AS (
+            SELECT x.c AS campaign_id, x.o AS openid,
+                   (array_agg(x.a ORDER BY x.a DESC))[1:$19] AS times, count(*)::int AS n
+            FROM unnest($14::bigint[], $15::text[], $16::timestamptz[]) AS x(c, o, a) GROUP BY 1, 2
+         ), rl AS (
+            SELECT x.c AS campaign_id, x.o AS openid, count(*)::int AS n
+            FROM unnest($17::bigint[], $18::text[]) AS x(c, o) GROUP BY 1, 2
+         ), ra AS (
+            -- A friend's first interaction after their credit: nothing of theirs after it
+            -- before this batch, something in it.
+            SELECT r.campaign_id, r.inviter_openid AS openid, count(*)::int AS n
+            FROM unnest($20::text[], $21::timestamptz[], $22::timestamptz[]) AS x(o, b, a)
+            JOIN referrals r ON r.invitee_openid = x.o AND r.invitee_openid = ANY($20)
+            WHERE x.a > r.credited_at AND (x.b IS NULL OR x.b <= r.credited_at)
+            GROUP BY 1, 2
+         ), rd AS (
+            SELECT campaign_id, openid, COALESCE(max(times), '{}') AS times,
+                   sum(n)::int AS n, sum(left_n)::int AS left_n, sum(active_n)::int AS active_n
+            FROM (SELECT campaign_id, openid, times, n, 0 AS left_n, 0 AS active_n FROM rc
+                  UNION ALL SELECT campaign_id, openid, NULL, 0, n, 0 FROM rl
+                  UNION ALL SELECT campaign_id, openid, NULL, 0, 0, n FROM ra) u
+            GROUP BY 1, 2
+         ), risk AS (
+            INSERT INTO risk_inviters AS r
+                (campaign_id, openid, recent, friends, friends_left, friends_active)
+            SELECT campaign_id, openid, times, n, left_n, active_n FROM rd
+            ORDER BY campaign_id, openid
+            ON CONFLICT (campaign_id, openid) DO UPDATE
+               SET recent = ARRAY(SELECT t FROM unnest(r.recent || EXCLUDED.recent) AS t
+                                  ORDER BY t DESC LIMIT $19),
+                   friends = r.friends + EXCLUDED.friends,
+                   friends_left = r.friends_left + EXCLUDED.friends_left,
+                   friends_active = r.friends_active + EXCLUDED.friends_active
+            RETURNING r.campaign_id, r.openid, r.status, r.cleared_at IS NOT NULL AS cleared,
+                      r.recent, r.friends, r.friends_left, r.friends_active
          )
          SELECT (SELECT count(*) FROM locked),
                 (SELECT count(*) FROM counted),
                 (SELECT COALESCE(json_agg(json_build_object('campaign', campaign_id, 'openid', openid,
                                                             'invites', invites)), '[]') FROM stats),
                 (SELECT count(*) FROM noticed),
-                (SELECT count(*) FROM followed)",
+                (SELECT count(*) FROM followed),
+                (SELECT COALESCE(json_agg(o), '[]') FROM (
+                    SELECT risk.*, k.risk_policy, k.risk_per_minute, k.risk_per_hour,
+                           k.risk_left_percent, k.risk_left_min_friends, k.risk_block_per_minute,
+                           k.risk_silent_percent, k.risk_burst_min, k.risk_burst_percent,
+                           (SELECT min(i.credited_at) FROM referrals i
+                            WHERE i.invitee_openid = risk.openid) AS invited_at
+                    FROM risk JOIN campaigns k ON k.id = risk.campaign_id) o)",
     )
     .bind(uses.iter().map(|u| u.0).collect::<Vec<_>>())
     .bind(uses.iter().map(|u| u.1).collect::<Vec<_>>())
@@ -293,11 +378,28 @@ pub async fn count(
     .bind(follows.iter().map(|f| f.0).collect::<Vec<_>>())
     .bind(follows.iter().map(|f| f.1).collect::<Vec<_>>())
     .bind(writer)
+    .bind(risk.credits.iter().map(|c| c.0 .0).collect::<Vec<_>>())
+    .bind(risk.credits.iter().map(|c| c.1.as_str()).collect::<Vec<_>>())
+    .bind(risk.credits.iter().map(|c| c.2).collect::<Vec<_>>())
+    .bind(risk.lost.iter().map(|l| l.0 .0).collect::<Vec<_>>())
+    .bind(risk.lost.iter().map(|l| l.1.as_str()).collect::<Vec<_>>())
+    .bind(risk.kept as i32)
+    .bind(
+        risk.interactions
+            .iter()
+            .map(|i| i.openid.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(risk.interactions.iter().map(|i| i.before).collect::<Vec<_>>())
+    .bind(risk.interactions.iter().map(|i| i.latest).collect::<Vec<_>>())
     .fetch_one(&mut **tx)
     .await?;
-    Ok(stats
-        .0
-        .into_iter()
-        .map(|s| (CampaignId(s.campaign), s.openid, s.invites))
-        .collect())
+    Ok(Counted {
+        stats: stats
+            .0
+            .into_iter()
+            .map(|s| (CampaignId(s.campaign), s.openid, s.invites))
+            .collect(),
+        observed: observed.0,
+    })
 }

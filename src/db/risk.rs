@@ -11,7 +11,7 @@ use super::Tx;
 use crate::domain::{CampaignId, OpenId, RiskAction, RiskStatus, Signal};
 
 /// An inviter's counters after a batch, with their campaign's policy (as stored).
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, serde::Deserialize)]
 pub struct Observed {
     pub campaign_id: i64,
     pub openid: String,
@@ -44,77 +44,22 @@ pub struct Interaction<'a> {
     pub latest: DateTime<Utc>,
 }
 
-/// Adds a batch's credits (campaign, inviter, CreateTime), friends lost to the revoke window
-/// (campaign, inviter: one entry per friend) and friends' first interactions after their credit
-/// to the inviters' counters, in one statement that takes their rows in (campaign, openid)
-/// order, and returns the counters. Only the latest `kept` credit times are kept.
-pub async fn observe(
-    tx: &mut Tx<'_>,
-    credits: &[(CampaignId, &OpenId, DateTime<Utc>)],
-    lost: &[(CampaignId, &OpenId)],
-    interactions: &[Interaction<'_>],
-    kept: usize,
-) -> sqlx::Result<Vec<Observed>> {
-    sqlx::query_as(
-        "WITH c AS (
-            SELECT x.c AS campaign_id, x.o AS openid,
-                   (array_agg(x.a ORDER BY x.a DESC))[1:$6] AS times, count(*)::int AS n
-            FROM unnest($1::bigint[], $2::text[], $3::timestamptz[]) AS x(c, o, a) GROUP BY 1, 2
-         ), l AS (
-            SELECT x.c AS campaign_id, x.o AS openid, count(*)::int AS n
-            FROM unnest($4::bigint[], $5::text[]) AS x(c, o) GROUP BY 1, 2
-         ), a AS (
-            -- A friend's first interaction after their credit: nothing of theirs after it
-            -- before this batch, something in it.
-            SELECT r.campaign_id, r.inviter_openid AS openid, count(*)::int AS n
-            FROM unnest($7::text[], $8::timestamptz[], $9::timestamptz[]) AS x(o, b, a)
-            JOIN referrals r ON r.invitee_openid = x.o
-            WHERE x.a > r.credited_at AND (x.b IS NULL OR x.b <= r.credited_at)
-            GROUP BY 1, 2
-         ), d AS (
-            SELECT campaign_id, openid, COALESCE(max(times), '{}') AS times,
-                   sum(n)::int AS n, sum(left_n)::int AS left_n, sum(active_n)::int AS active_n
-            FROM (SELECT campaign_id, openid, times, n, 0 AS left_n, 0 AS active_n FROM c
-                  UNION ALL SELECT campaign_id, openid, NULL, 0, n, 0 FROM l
-                  UNION ALL SELECT campaign_id, openid, NULL, 0, 0, n FROM a) u
-            GROUP BY 1, 2
-         ), up AS (
-            INSERT INTO risk_inviters AS r
-                (campaign_id, openid, recent, friends, friends_left, friends_active)
-            SELECT campaign_id, openid, times, n, left_n, active_n FROM d
-            ORDER BY campaign_id, openid
-            ON CONFLICT (campaign_id, openid) DO UPDATE
-               SET recent = ARRAY(SELECT t FROM unnest(r.recent || EXCLUDED.recent) AS t
-                                  ORDER BY t DESC LIMIT $6),
-                   friends = r.friends + EXCLUDED.friends,
-                   friends_left = r.friends_left + EXCLUDED.friends_left,
-                   friends_active = r.friends_active + EXCLUDED.friends_active
-            RETURNING r.campaign_id, r.openid, r.status, r.cleared_at IS NOT NULL AS cleared,
-                      r.recent, r.friends, r.friends_left, r.friends_active
-         )
-         SELECT up.*, k.risk_policy, k.risk_per_minute, k.risk_per_hour, k.risk_left_percent,
-                k.risk_left_min_friends, k.risk_block_per_minute, k.risk_silent_percent,
-                k.risk_burst_min, k.risk_burst_percent,
-                (SELECT min(i.credited_at) FROM referrals i
-                 WHERE i.invitee_openid = up.openid) AS invited_at
-         FROM up JOIN campaigns k ON k.id = up.campaign_id",
-    )
-    .bind(credits.iter().map(|c| c.0 .0).collect::<Vec<_>>())
-    .bind(credits.iter().map(|c| c.1.as_str()).collect::<Vec<_>>())
-    .bind(credits.iter().map(|c| c.2).collect::<Vec<_>>())
-    .bind(lost.iter().map(|l| l.0 .0).collect::<Vec<_>>())
-    .bind(lost.iter().map(|l| l.1.as_str()).collect::<Vec<_>>())
-    .bind(kept as i32)
-    .bind(
-        interactions
-            .iter()
-            .map(|i| i.openid.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(interactions.iter().map(|i| i.before).collect::<Vec<_>>())
-    .bind(interactions.iter().map(|i| i.latest).collect::<Vec<_>>())
-    .fetch_all(&mut **tx)
-    .await
+/// What a batch adds to the inviters' counters (`db::batch::count` adds it): its credits
+/// (campaign, inviter, CreateTime), friends lost to the revoke window (campaign, inviter: one
+/// entry per friend) and friends' first interactions after their credit. Only the latest
+/// `kept` credit times are kept.
+#[derive(Debug, Default)]
+pub struct Observation<'a> {
+    pub credits: Vec<(CampaignId, &'a OpenId, DateTime<Utc>)>,
+    pub lost: Vec<(CampaignId, &'a OpenId)>,
+    pub interactions: Vec<Interaction<'a>>,
+    pub kept: usize,
+}
+
+impl Observation<'_> {
+    pub fn is_empty(&self) -> bool {
+        self.credits.is_empty() && self.lost.is_empty() && self.interactions.is_empty()
+    }
 }
 
 /// The whole account's follows in each span of follow buckets (first and last bucket start, unix

@@ -6,7 +6,7 @@ use sqlx::PgPool;
 use super::Tx;
 use crate::domain::OpenId;
 
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
 pub struct UserRow {
     pub openid: String,
     pub nickname: Option<String>,

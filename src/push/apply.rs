@@ -68,11 +68,22 @@ async fn write(
     pushes: &[Incoming],
     writer: Writer,
 ) -> anyhow::Result<Applied> {
-    let followers = lock_followers(tx, pushes).await?;
+    // A push is about its sender: holding every follower the batch concerns first makes an
+    // equal push elsewhere wait for this batch (or this one for it).
+    let concerned: Vec<&OpenId> = pushes
+        .iter()
+        .filter(|p| p.concerns_follower())
+        .map(|p| &p.openid)
+        .collect();
     let keys: Vec<&str> = pushes.iter().map(|p| p.dedupe_key.as_str()).collect();
-    let known = db::batch::known(tx, &keys, &scenes(pushes))
+    let known = db::batch::known(tx, &concerned, &keys, &scenes(pushes))
         .await
-        .context("checking for retries and looking up scenes")?;
+        .context("locking the followers, checking for retries and looking up scenes")?;
+    let followers: HashMap<OpenId, Follower> = known
+        .followers
+        .into_iter()
+        .filter_map(|row| Some((OpenId::parse(&row.openid).ok()?, follower(row))))
+        .collect();
     let recorded: HashSet<String> = known.recorded.into_iter().collect();
     let webhooks = known.webhooks;
     let campaigns = cache
@@ -118,20 +129,21 @@ async fn write(
     let mut inviters: Vec<&OpenId> = credited.iter().map(|(c, _)| &c.inviter).collect();
     inviters.sort();
     inviters.dedup();
-    let counts = count(
-        tx, &plan, &credited, &revoked, &campaigns, &inviters, writer,
-    )
-    .await?;
     let interactions = super::risk::first_interactions(&followers, plan.followers.iter());
-    let screen = super::risk::screen(
+    let observation = super::risk::observation(&credited, &revoked.lost, interactions);
+    let (counts, observed) = count(
         tx,
-        &campaigns,
+        &plan,
         &credited,
-        &revoked.lost,
-        &interactions,
-        &counts,
+        &revoked,
+        &campaigns,
+        &inviters,
+        writer,
+        &observation,
     )
     .await?;
+    let screen =
+        super::risk::screen(tx, &campaigns, &credited, &revoked.lost, observed, &counts).await?;
     let rewarded: Vec<(&PlannedCredit, i64)> = credited
         .iter()
         .filter(|(c, _)| !screen.withholds(c.campaign, &c.inviter))
@@ -168,29 +180,6 @@ async fn write(
         poster_jobs,
         queued: !inviters.is_empty(),
     })
-}
-
-/// Holds every follower the batch concerns, first: a push is about its sender, so an equal
-/// push elsewhere is waiting for this row (or committed before it), which makes the dedupe
-/// check after it exact.
-async fn lock_followers(
-    tx: &mut Tx<'_>,
-    pushes: &[Incoming],
-) -> anyhow::Result<HashMap<OpenId, Follower>> {
-    let concerned: Vec<&OpenId> = pushes
-        .iter()
-        .filter(|p| p.concerns_follower())
-        .map(|p| &p.openid)
-        .collect();
-    if concerned.is_empty() {
-        return Ok(HashMap::new());
-    }
-    Ok(db::users::lock_many(tx, &concerned)
-        .await
-        .context("locking the followers")?
-        .into_iter()
-        .filter_map(|row| Some((OpenId::parse(&row.openid).ok()?, follower(row))))
-        .collect())
 }
 
 /// The events rows the batch wrote, by push.
@@ -341,8 +330,9 @@ async fn queue_posters(
 
 /// Counts the batch into the rows every batch shares: code counters, then the leaderboard
 /// rows — every row touched, in one order, before any recount reads the ledger — then the
-/// inviters' notice jobs; and takes rewards back where revocations dropped a count below a
-/// tier. Returns each touched row's count.
+/// inviters' notice jobs and risk counters; and takes rewards back where revocations dropped a
+/// count below a tier. Returns each touched row's count, and the risk counters observed.
+#[allow(clippy::too_many_arguments)]
 async fn count(
     tx: &mut Tx<'_>,
     plan: &Plan,
@@ -351,7 +341,8 @@ async fn count(
     campaigns: &[CampaignRules],
     notify: &[&OpenId],
     writer: Writer,
-) -> anyhow::Result<HashMap<(CampaignId, String), i32>> {
+    observation: &db::risk::Observation<'_>,
+) -> anyhow::Result<(HashMap<(CampaignId, String), i32>, Vec<db::risk::Observed>)> {
     let uses: Vec<(i64, i64, i64)> = plan
         .code_uses
         .iter()
@@ -376,25 +367,33 @@ async fn count(
         })
         .collect();
     let follows: Vec<(i64, i32)> = plan.follows.iter().map(|(b, n)| (*b, *n)).collect();
-    let mut counts: HashMap<(CampaignId, String), i32> =
-        if uses.is_empty() && deltas.is_empty() && notify.is_empty() && follows.is_empty() {
-            HashMap::new()
-        } else {
-            db::batch::count(
-                tx,
-                &uses,
-                &deltas,
-                notify,
-                writer.notice_delay,
-                &follows,
-                writer.id,
-            )
-            .await
-            .context("counting codes, the leaderboard and notices")?
+    let nothing = uses.is_empty()
+        && deltas.is_empty()
+        && notify.is_empty()
+        && follows.is_empty()
+        && observation.is_empty();
+    let (mut counts, observed): (HashMap<(CampaignId, String), i32>, _) = if nothing {
+        (HashMap::new(), Vec::new())
+    } else {
+        let counted = db::batch::count(
+            tx,
+            &uses,
+            &deltas,
+            notify,
+            writer.notice_delay,
+            &follows,
+            writer.id,
+            observation,
+        )
+        .await
+        .context("counting codes, the leaderboard, notices and risk")?;
+        let counts = counted
+            .stats
             .into_iter()
             .map(|(c, o, n)| ((c, o), n))
-            .collect()
-        };
+            .collect();
+        (counts, counted.observed)
+    };
     let recount_rows: Vec<(CampaignId, &OpenId)> =
         revoked.rows.iter().map(|(c, o)| (*c, o)).collect();
     for (c, o, n) in db::referrals::recount(tx, &recount_rows)
@@ -418,7 +417,7 @@ async fn count(
     db::referrals::revoke_rewards_above(tx, &take_back)
         .await
         .context("taking rewards back")?;
-    Ok(counts)
+    Ok((counts, observed))
 }
 
 /// New credits for one leaderboard row.

@@ -31,18 +31,38 @@ impl Screen {
     }
 }
 
+/// What the batch adds to its inviters' risk counters (the counting statement adds it):
 /// `lost` has one entry per credit revoked because the friend left within the window;
 /// `interactions` the batch's followers whose first interaction since following it may hold
-/// (`first_interactions`); `counts` is each touched leaderboard row's count after the batch.
+/// (`first_interactions`).
+pub fn observation<'a>(
+    credited: &[(&'a PlannedCredit, i64)],
+    lost: &'a [(CampaignId, OpenId)],
+    interactions: Vec<db::risk::Interaction<'a>>,
+) -> db::risk::Observation<'a> {
+    db::risk::Observation {
+        credits: credited
+            .iter()
+            .map(|(c, _)| (c.campaign, &c.inviter, c.at))
+            .collect(),
+        lost: lost.iter().map(|(c, o)| (*c, o)).collect(),
+        interactions,
+        kept: risk::RECENT_KEPT,
+    }
+}
+
+/// Screens the inviters the batch's `observed` counters concern (after its credits and
+/// `lost` friends were counted); `counts` is each touched leaderboard row's count after the
+/// batch.
 pub async fn screen(
     tx: &mut Tx<'_>,
     campaigns: &[CampaignRules],
     credited: &[(&PlannedCredit, i64)],
     lost: &[(CampaignId, OpenId)],
-    interactions: &[db::risk::Interaction<'_>],
+    observed: Vec<db::risk::Observed>,
     counts: &HashMap<(CampaignId, String), i32>,
 ) -> anyhow::Result<Screen> {
-    if credited.is_empty() && lost.is_empty() && interactions.is_empty() {
+    if observed.is_empty() {
         return Ok(Screen::default());
     }
     let mut added: BTreeMap<(i64, &OpenId), (i32, DateTime<Utc>)> = BTreeMap::new();
@@ -51,16 +71,7 @@ pub async fn screen(
         e.0 += 1;
         e.1 = e.1.max(c.at);
     }
-    let credits: Vec<(CampaignId, &OpenId, DateTime<Utc>)> = credited
-        .iter()
-        .map(|(c, _)| (c.campaign, &c.inviter, c.at))
-        .collect();
-    let lost: Vec<(CampaignId, &OpenId)> = lost.iter().map(|(c, o)| (*c, o)).collect();
-    let lost_from: HashSet<(i64, &OpenId)> = lost.iter().map(|(c, o)| (c.0, *o)).collect();
-    let observed = db::risk::observe(tx, &credits, &lost, interactions, risk::RECENT_KEPT)
-        .await
-        .context("counting the inviters' risk signals")?;
-
+    let lost_from: HashSet<(i64, &OpenId)> = lost.iter().map(|(c, o)| (c.0, o)).collect();
     let minutes = account_minutes(tx, &observed, &added).await?;
 
     let mut screen = Screen::default();
