@@ -115,12 +115,12 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
                 .await?;
         }
         Command::Migrate => {
-            let pool = db::connect(&settings.database_url, 2).await?;
+            let pool = db::connect(&settings.database_url, 2, db::Planning::Fresh).await?;
             db::migrate(&pool).await?;
             println!("migrations applied");
         }
         Command::RebuildStats { campaign } => {
-            let pool = db::connect(&settings.database_url, 2).await?;
+            let pool = db::connect(&settings.database_url, 2, db::Planning::Fresh).await?;
             db::migrate(&pool).await?;
             let changes =
                 db::referrals::rebuild_stats(&pool, campaign.map(fission::domain::CampaignId))
@@ -172,7 +172,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
             let mut line = String::new();
             std::io::stdin().read_line(&mut line)?;
             let password = line.trim_end_matches(['\r', '\n']).to_string();
-            let pool = db::connect(&settings.database_url, 2).await?;
+            let pool = db::connect(&settings.database_url, 2, db::Planning::Fresh).await?;
             db::migrate(&pool).await?;
             auth::add_user(&pool, &username, password.into(), role).await?;
             match role {

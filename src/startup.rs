@@ -145,8 +145,21 @@ impl Application {
 /// Connects everything the service needs (creating and migrating the database) and returns
 /// the shared state; used by `serve` and by the CLI commands.
 pub async fn connect(settings: Settings, public_url: &str) -> anyhow::Result<AppState> {
-    let pool = db::connect(&settings.database_url, settings.database_max_connections).await?;
+    let pool = db::connect(
+        &settings.database_url,
+        settings.database_max_connections,
+        db::Planning::Fresh,
+    )
+    .await?;
     db::migrate(&pool).await?;
+    // The push writers' own connections: one each, so pages and jobs never keep a batch
+    // waiting for a connection, and planned once (see `db::Planning::Kept`).
+    let writers_pool = db::connect(
+        &settings.database_url,
+        settings.push_writers as u32,
+        db::Planning::Kept,
+    )
+    .await?;
     let store = match &settings.redis_url {
         Some(url) => SharedStore::redis(url.expose_secret(), &settings.redis_prefix).await?,
         None => {
@@ -172,7 +185,7 @@ pub async fn connect(settings: Settings, public_url: &str) -> anyhow::Result<App
     };
     let outbox_wake = Arc::new(Notify::new());
     let pushes = PushQueue::start(
-        pool.clone(),
+        writers_pool,
         BatchLimits {
             max: settings.push_batch_max,
             wait: Duration::from_millis(settings.push_batch_wait_ms),

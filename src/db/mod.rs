@@ -50,21 +50,41 @@ pub fn lost_a_race(e: &anyhow::Error) -> bool {
 /// A pooled connection idle for longer than this is tested before it is used.
 const IDLE_BEFORE_TEST: Duration = Duration::from_secs(1);
 
+/// What a pool's connections are for: how PostgreSQL plans their statements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Planning {
+    /// Every statement planned for its parameters and the tables as they are now. A prepared
+    /// statement otherwise settles on a generic plan after five runs and keeps it until the
+    /// table's statistics change: one made while `users` or `events` was small scans the whole
+    /// table once it is not (every batch slower than the one before, until autovacuum happens
+    /// to analyze it). For the pages, the API and the jobs: their statements vary, and run
+    /// rarely enough that planning them costs little.
+    Fresh,
+    /// The push writers': each statement is planned once per connection, for no particular
+    /// parameters, and that plan is kept — planning the batch's statements every time cost a
+    /// lone push more than a millisecond, more than running them. A kept plan is only as good
+    /// as the statistics it was made with; PostgreSQL makes a new one whenever a table it reads
+    /// is analyzed, and `analyze_grown` sees to that while the tables are young and growing
+    /// fast (autovacuum waits for 10 % more rows and may be busy elsewhere).
+    Kept,
+}
+
 /// Connects to the configured database, creating it first if it does not exist.
 pub async fn connect(
     database_url: &secrecy::SecretString,
     max_connections: u32,
+    planning: Planning,
 ) -> anyhow::Result<PgPool> {
     let options = PgConnectOptions::from_str(database_url.expose_secret())
         .context("DATABASE_URL is not a valid PostgreSQL URL")?
-        .log_statements(tracing::log::LevelFilter::Trace)
-        // Plan every statement for its parameters and the tables as they are now. A prepared
-        // statement otherwise settles on a generic plan after five runs and keeps it until the
-        // table's statistics change: one made while `users` or `events` was small scans the
-        // whole table once it is not (every batch slower than the one before, until autovacuum
-        // happens to analyze it). Planning each time costs a lone push about a millisecond
-        // (bench/ab.sh); a scan of a grown table costs every batch far more.
-        .options([("plan_cache_mode", "force_custom_plan")]);
+        .log_statements(tracing::log::LevelFilter::Trace);
+    let options = match planning {
+        Planning::Fresh => options.options([("plan_cache_mode", "force_custom_plan")]),
+        // No compiling of plans to machine code either: nothing here runs long enough to gain.
+        Planning::Kept => {
+            options.options([("plan_cache_mode", "force_generic_plan"), ("jit", "off")])
+        }
+    };
     create_if_missing(&options).await?;
     PgPoolOptions::new()
         .max_connections(max_connections)
@@ -85,6 +105,27 @@ pub async fn connect(
         .connect_with(options)
         .await
         .context("connecting to PostgreSQL")
+}
+
+/// Analyzes every table of Fission's that changed by as many rows as it held when last
+/// analyzed (at least 1,000): the planner's picture of a growing table is never more than
+/// twice too small, whatever autovacuum does. Returns the tables analyzed.
+pub async fn analyze_grown(pool: &PgPool) -> sqlx::Result<Vec<String>> {
+    let grown: Vec<String> = sqlx::query_scalar(
+        "SELECT s.relname::text FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+         WHERE s.schemaname = current_schema()
+           AND s.n_mod_since_analyze >= greatest(1000, c.reltuples)
+         ORDER BY s.relname",
+    )
+    .fetch_all(pool)
+    .await?;
+    for table in &grown {
+        // A name from the catalog, quoted as PostgreSQL quotes identifiers.
+        sqlx::raw_sql(&format!("ANALYZE \"{}\"", table.replace('"', "\"\"")))
+            .execute(pool)
+            .await?;
+    }
+    Ok(grown)
 }
 
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {

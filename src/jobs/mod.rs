@@ -1,7 +1,7 @@
 //! Background work: the outbox worker (messages and posters to followers), the webhook
 //! delivery worker, the grant of delayed rewards once due, the renewal of temporary invite
-//! codes, forgetting the account's old follow counts, and the flush of WeChat call counters to
-//! the shared tally (`wechat_calls`, run by every instance). Each stops when the
+//! codes, forgetting the account's old follow counts, analyzing tables that grew fast, and the
+//! flush of WeChat call counters to the shared tally (`wechat_calls`, run by every instance). Each stops when the
 //! shutdown signal flips, after finishing the job in hand.
 
 pub mod delayed;
@@ -23,6 +23,7 @@ pub fn spawn(state: AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle
         tokio::spawn(webhooks::run(state.clone(), shutdown.clone())),
         tokio::spawn(delayed::run(state.clone(), shutdown.clone())),
         tokio::spawn(forget_old_follows(state.clone(), shutdown.clone())),
+        tokio::spawn(analyze_grown(state.clone(), shutdown.clone())),
         tokio::spawn(renew_codes(state, shutdown)),
     ]
 }
@@ -37,6 +38,22 @@ async fn forget_old_follows(state: AppState, mut shutdown: watch::Receiver<bool>
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(600)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Keeps the planner's statistics up with tables that grow fast (the push writers keep their
+/// plans until a table they read is analyzed): every five seconds, on every instance.
+async fn analyze_grown(state: AppState, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        match crate::db::analyze_grown(&state.pool).await {
+            Ok(tables) if tables.is_empty() => {}
+            Ok(tables) => tracing::debug!(?tables, "analyzed grown tables"),
+            Err(e) => tracing::warn!(error = ?e, "analyzing grown tables failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
             _ = shutdown.changed() => return,
         }
     }

@@ -1,9 +1,12 @@
-//! What a credited push reads of the ledger does not grow with the ledger: with 30,000 credits
-//! of other inviters already recorded, twenty pushes crediting a new inviter read a few rows of
+//! What a credited push reads does not grow with the tables. With 30,000 credits of other
+//! inviters already recorded, twenty pushes crediting a new inviter read a few rows of
 //! `referrals` each, not the ledger. (The risk screening once looked up "when was this inviter
 //! themselves credited" by walking the ledger's time index — every batch a little slower than
-//! the one before, until the push path fell behind.) Counted with PostgreSQL's own statistics,
-//! which the app's connections report once idle; the inserted events witness that they did.
+//! the one before, until the push path fell behind.) And the push writers plan their statements
+//! once and keep the plans: plans made while the tables held a few rows are made again once
+//! the tables have grown (Fission analyzes a table that doubled), and look rows up by key.
+//! Counted with PostgreSQL's own statistics, which the app's connections
+//! report once idle; the inserted events witness that they did.
 
 use chrono::Utc;
 
@@ -12,16 +15,17 @@ use crate::helpers::{openid, Deployment, FakeWechat, TestApp};
 const LEDGER: i64 = 30_000;
 const PUSHES: i64 = 20;
 
-/// Rows of `referrals` read so far (through any index or a sequential scan), and events
-/// inserted so far, as the statistics have them.
-async fn counters(app: &TestApp) -> (i64, i64) {
+/// Rows of `tables` read so far (through any index or a sequential scan), and events inserted
+/// so far, as the statistics have them.
+async fn counters(app: &TestApp, tables: &[&str]) -> (i64, i64) {
     sqlx::query_as(
         "SELECT (SELECT COALESCE(sum(idx_tup_read), 0)::bigint FROM pg_stat_user_indexes
-                 WHERE relname = 'referrals')
-              + (SELECT COALESCE(seq_tup_read, 0) FROM pg_stat_user_tables
-                 WHERE relname = 'referrals'),
+                 WHERE relname = ANY($1))
+              + (SELECT COALESCE(sum(seq_tup_read), 0)::bigint FROM pg_stat_user_tables
+                 WHERE relname = ANY($1)),
                 (SELECT n_tup_ins FROM pg_stat_user_tables WHERE relname = 'events')",
     )
+    .bind(tables)
     .fetch_one(&app.pool)
     .await
     .unwrap()
@@ -61,7 +65,7 @@ async fn a_credited_push_reads_a_few_ledger_rows_however_long_the_ledger() {
 
     let inviter = openid("pcinviter", 0);
     let scene = app.issue_code(&inviter).await["scene_id"].as_i64().unwrap();
-    let (read_before, inserted_before) = flushed(&app, LEDGER).await;
+    let (read_before, inserted_before) = flushed(&app, &["referrals"], LEDGER).await;
     // (After the default campaign began: it was created with the app.)
     let t0 = Utc::now().timestamp();
     for i in 0..PUSHES {
@@ -70,7 +74,7 @@ async fn a_credited_push_reads_a_few_ledger_rows_however_long_the_ledger() {
             .await;
         assert_eq!(r.status(), 200);
     }
-    let (read_after, _) = flushed(&app, inserted_before + PUSHES).await;
+    let (read_after, _) = flushed(&app, &["referrals"], inserted_before + PUSHES).await;
     let per_push = (read_after - read_before) / PUSHES;
     let credited: i64 =
         sqlx::query_scalar("SELECT count(*) FROM referrals WHERE inviter_openid = $1")
@@ -87,10 +91,10 @@ async fn a_credited_push_reads_a_few_ledger_rows_however_long_the_ledger() {
 
 /// The counters once the statistics count at least `inserted` events (the app's connections
 /// report what they did when idle, within seconds).
-async fn flushed(app: &TestApp, inserted: i64) -> (i64, i64) {
+async fn flushed(app: &TestApp, tables: &[&str], inserted: i64) -> (i64, i64) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let now = counters(app).await;
+        let now = counters(app, tables).await;
         if now.1 >= inserted {
             return now;
         }
@@ -100,4 +104,119 @@ async fn flushed(app: &TestApp, inserted: i64) -> (i64, i64) {
         );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
+}
+
+/// The tables a follow through a code looks rows up in that grow with the account.
+const GROWING: [&str; 4] = ["users", "events", "referrals", "invite_codes"];
+
+#[tokio::test]
+async fn plans_made_while_the_tables_were_small_follow_them_as_they_grow() {
+    let wechat = FakeWechat::start(100_000, None).await;
+    let app = TestApp::spawn(&Deployment::new(&wechat)).await;
+    let campaign: i64 = sqlx::query_scalar("SELECT id FROM campaigns WHERE is_default")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    // The statistics say what a new deployment's do — a few rows — and autovacuum, which would
+    // refresh them sooner or later, does not run.
+    for table in GROWING {
+        sqlx::query(&format!(
+            "ALTER TABLE {table} SET (autovacuum_enabled = false)"
+        ))
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    }
+    let inviter = openid("pginviter", 0);
+    let scene = app.issue_code(&inviter).await["scene_id"].as_i64().unwrap();
+    sqlx::query(&format!("ANALYZE {}", GROWING.join(", ")))
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let t0 = Utc::now().timestamp();
+    // The first follows: the writers plan their statements on these tables.
+    let (_, inserted) = counters(&app, &GROWING).await;
+    for i in 0..PUSHES {
+        let r = app
+            .subscribe(&openid("pgearly", i as usize), Some(scene), t0 + i)
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+    let (_, early) = flushed(&app, &GROWING, inserted + PUSHES).await;
+
+    // A month later: many followers, events, credits and codes.
+    sqlx::query(
+        "WITH u AS (
+            INSERT INTO users (openid, subscribed, followed_since, state_at)
+            SELECT 'oGrownFollower' || g, true, now() - g * interval '10 s',
+                   now() - g * interval '10 s'
+            FROM generate_series(1, $2) g
+            RETURNING openid, followed_since
+         ), e AS (
+            INSERT INTO events (dedupe_key, openid, create_time, msg_type, event, outcome)
+            SELECT 'grown-' || u.openid, u.openid, u.followed_since, 'event', 'subscribe',
+                   'credited'
+            FROM u
+            RETURNING id, openid, create_time
+         ), c AS (
+            INSERT INTO invite_codes (owner_openid, permanent, scene_str, expires_at, ticket, url)
+            SELECT 'oGrownInviter' || g, false, 'grown' || g, now() + interval '7 days',
+                   't' || g, 'http://grown/' || g
+            FROM generate_series(1, $2 / 10) g
+         )
+         INSERT INTO referrals (campaign_id, invitee_openid, inviter_openid, scene, event_id, credited_at)
+         SELECT $1, e.openid, 'oGrownInviter' || (e.id % 100), 'grown1', e.id, e.create_time FROM e",
+    )
+    .bind(campaign)
+    .bind(LEDGER)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+
+    let grown_at: chrono::DateTime<Utc> = sqlx::query_scalar("SELECT now()")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    flushed(&app, &GROWING, early + LEDGER).await;
+    // Fission analyzes the tables that doubled (within seconds).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let analyzed: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_user_tables WHERE relname = ANY($1) AND last_analyze > $2",
+        )
+        .bind(GROWING)
+        .bind(grown_at)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        if analyzed == GROWING.len() as i64 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{analyzed} of the {} grown tables analyzed after a minute",
+            GROWING.len()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (read_before, inserted_before) = counters(&app, &GROWING).await;
+    for i in 0..PUSHES {
+        let r = app
+            .subscribe(&openid("pglate", i as usize), Some(scene), t0 + PUSHES + i)
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+    let (read_after, _) = flushed(&app, &GROWING, inserted_before + PUSHES).await;
+    let per_push = (read_after - read_before) / PUSHES;
+    let credited: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM referrals WHERE inviter_openid = $1")
+            .bind(&inviter)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(credited, 2 * PUSHES, "every push credited the inviter");
+    assert!(
+        per_push < 100,
+        "each credited push read {per_push} rows of tables of {LEDGER} rows"
+    );
 }
