@@ -115,6 +115,8 @@ pub async fn analyze_grown(pool: &PgPool) -> sqlx::Result<Vec<String>> {
         "SELECT s.relname::text FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
          WHERE s.schemaname = current_schema()
            AND s.n_mod_since_analyze >= greatest(1000, c.reltuples)
+           -- (Only its owner may analyze a table; autovacuum sees to the others.)
+           AND pg_has_role(c.relowner, 'USAGE')
          ORDER BY s.relname",
     )
     .fetch_all(pool)
