@@ -358,7 +358,14 @@ pub async fn count(
                 (SELECT count(*) FROM noticed),
                 (SELECT count(*) FROM followed),
                 (SELECT COALESCE(json_agg(o), '[]') FROM (
-                    SELECT risk.*, k.risk_policy, k.risk_per_minute, k.risk_per_hour,
+                    -- Credit times as microseconds since the epoch: a batch can return
+                    -- thousands, and numbers are read far faster than dates.
+                    SELECT risk.campaign_id, risk.openid, risk.status, risk.cleared,
+                           ARRAY(SELECT (extract(epoch FROM t) * 1000000)::bigint
+                                 FROM unnest(risk.recent) WITH ORDINALITY AS r(t, n)
+                                 ORDER BY n) AS recent,
+                           risk.friends, risk.friends_left, risk.friends_active,
+                           k.risk_policy, k.risk_per_minute, k.risk_per_hour,
                            k.risk_left_percent, k.risk_left_min_friends, k.risk_block_per_minute,
                            k.risk_silent_percent, k.risk_burst_min, k.risk_burst_percent,
                            (SELECT min(i.credited_at) FROM referrals i

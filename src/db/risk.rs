@@ -17,6 +17,7 @@ pub struct Observed {
     pub openid: String,
     pub status: String,
     pub cleared: bool,
+    #[serde(deserialize_with = "from_micros")]
     pub recent: Vec<DateTime<Utc>>,
     pub friends: i32,
     pub friends_left: i32,
@@ -32,6 +33,18 @@ pub struct Observed {
     pub risk_silent_percent: i32,
     pub risk_burst_min: i32,
     pub risk_burst_percent: i32,
+}
+
+/// Times given as microseconds since the epoch.
+fn from_micros<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<DateTime<Utc>>, D::Error> {
+    let micros: Vec<i64> = serde::Deserialize::deserialize(d)?;
+    micros
+        .into_iter()
+        .map(|m| {
+            DateTime::from_timestamp_micros(m)
+                .ok_or_else(|| serde::de::Error::custom(format!("time out of range: {m} µs")))
+        })
+        .collect()
 }
 
 /// A follower who did something in a batch (a message, menu click or scan) while, before it,
