@@ -33,12 +33,7 @@ async fn counters(app: &TestApp, tables: &[&str]) -> (i64, i64) {
 
 #[tokio::test]
 async fn a_credited_push_reads_a_few_ledger_rows_however_long_the_ledger() {
-    let wechat = FakeWechat::start(100_000, None).await;
-    let app = TestApp::spawn(&Deployment::new(&wechat)).await;
-    let campaign: i64 = sqlx::query_scalar("SELECT id FROM campaigns WHERE is_default")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let (_wechat, app, campaign) = app_and_default_campaign().await;
     // A long ledger: fifty inviters' friends over the last days, grown faster than the
     // planner's statistics followed (autovacuum analyzes a busy table only now and then; here
     // not at all, so the plan is what stale statistics give).
@@ -65,17 +60,10 @@ async fn a_credited_push_reads_a_few_ledger_rows_however_long_the_ledger() {
 
     let inviter = openid("pcinviter", 0);
     let scene = app.issue_code(&inviter).await["scene_id"].as_i64().unwrap();
-    let (read_before, inserted_before) = flushed(&app, &["referrals"], LEDGER).await;
+    let before = flushed(&app, &["referrals"], LEDGER).await;
     // (After the default campaign began: it was created with the app.)
     let t0 = Utc::now().timestamp();
-    for i in 0..PUSHES {
-        let r = app
-            .subscribe(&openid("pcfriend", i as usize), Some(scene), t0 + i)
-            .await;
-        assert_eq!(r.status(), 200);
-    }
-    let (read_after, _) = flushed(&app, &["referrals"], inserted_before + PUSHES).await;
-    let per_push = (read_after - read_before) / PUSHES;
+    let per_push = reads_per_follow(&app, &["referrals"], before, "pcfriend", scene, t0).await;
     let credited: i64 =
         sqlx::query_scalar("SELECT count(*) FROM referrals WHERE inviter_openid = $1")
             .bind(&inviter)
@@ -87,6 +75,36 @@ async fn a_credited_push_reads_a_few_ledger_rows_however_long_the_ledger() {
         per_push < 100,
         "each credited push read {per_push} rows of a {LEDGER}-row ledger"
     );
+}
+
+async fn app_and_default_campaign() -> (FakeWechat, TestApp, i64) {
+    let wechat = FakeWechat::start(100_000, None).await;
+    let app = TestApp::spawn(&Deployment::new(&wechat)).await;
+    let campaign: i64 = sqlx::query_scalar("SELECT id FROM campaigns WHERE is_default")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    (wechat, app, campaign)
+}
+
+/// `PUSHES` new friends follow through `scene`, from CreateTime `t0` on, one at a time; returns
+/// the rows of `tables` each read, on average, counting from the counters `before`.
+async fn reads_per_follow(
+    app: &TestApp,
+    tables: &[&str],
+    before: (i64, i64),
+    friends: &str,
+    scene: i64,
+    t0: i64,
+) -> i64 {
+    for i in 0..PUSHES {
+        let r = app
+            .subscribe(&openid(friends, i as usize), Some(scene), t0 + i)
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+    let (read_after, _) = flushed(app, tables, before.1 + PUSHES).await;
+    (read_after - before.0) / PUSHES
 }
 
 /// The counters once the statistics count at least `inserted` events (the app's connections
@@ -111,12 +129,7 @@ const GROWING: [&str; 4] = ["users", "events", "referrals", "invite_codes"];
 
 #[tokio::test]
 async fn plans_made_while_the_tables_were_small_follow_them_as_they_grow() {
-    let wechat = FakeWechat::start(100_000, None).await;
-    let app = TestApp::spawn(&Deployment::new(&wechat)).await;
-    let campaign: i64 = sqlx::query_scalar("SELECT id FROM campaigns WHERE is_default")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let (_wechat, app, campaign) = app_and_default_campaign().await;
     // The statistics say what a new deployment's do — a few rows — and autovacuum, which would
     // refresh them sooner or later, does not run.
     for table in GROWING {
@@ -135,14 +148,9 @@ async fn plans_made_while_the_tables_were_small_follow_them_as_they_grow() {
         .unwrap();
     let t0 = Utc::now().timestamp();
     // The first follows: the writers plan their statements on these tables.
-    let (_, inserted) = counters(&app, &GROWING).await;
-    for i in 0..PUSHES {
-        let r = app
-            .subscribe(&openid("pgearly", i as usize), Some(scene), t0 + i)
-            .await;
-        assert_eq!(r.status(), 200);
-    }
-    let (_, early) = flushed(&app, &GROWING, inserted + PUSHES).await;
+    let before = counters(&app, &GROWING).await;
+    reads_per_follow(&app, &GROWING, before, "pgearly", scene, t0).await;
+    let (_, early) = counters(&app, &GROWING).await;
 
     // A month later: many followers, events, credits and codes.
     sqlx::query(
@@ -199,15 +207,8 @@ async fn plans_made_while_the_tables_were_small_follow_them_as_they_grow() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    let (read_before, inserted_before) = counters(&app, &GROWING).await;
-    for i in 0..PUSHES {
-        let r = app
-            .subscribe(&openid("pglate", i as usize), Some(scene), t0 + PUSHES + i)
-            .await;
-        assert_eq!(r.status(), 200);
-    }
-    let (read_after, _) = flushed(&app, &GROWING, inserted_before + PUSHES).await;
-    let per_push = (read_after - read_before) / PUSHES;
+    let before = counters(&app, &GROWING).await;
+    let per_push = reads_per_follow(&app, &GROWING, before, "pglate", scene, t0 + PUSHES).await;
     let credited: i64 =
         sqlx::query_scalar("SELECT count(*) FROM referrals WHERE inviter_openid = $1")
             .bind(&inviter)
