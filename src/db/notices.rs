@@ -171,45 +171,69 @@ pub struct Told<'a> {
     pub credits: i32,
 }
 
-/// Records a sent notice in one transaction: the watermarks, the grants told, the allowance or
-/// acceptance spent, the log, and the job (due again at once if news arrived meanwhile).
+/// The statement that finishes a notice job (`job` and `status` name its parameters): done
+/// with `status`, or due again at once if news arrived while it was being sent (`again`).
+macro_rules! finish_job {
+    ($job:literal, $status:literal) => {
+        concat!(
+            "UPDATE outbox SET status = CASE WHEN again THEN 'pending' ELSE ",
+            $status,
+            " END, done_at = CASE WHEN again THEN NULL ELSE now() END, run_after = now(),
+             attempts = CASE WHEN again THEN 0 ELSE attempts END, again = false, last_error = NULL
+             WHERE id = ",
+            $job
+        )
+    };
+}
+
+/// Records a sent notice in one statement: the watermarks, the grants told, the allowance or
+/// acceptance spent, the log, and the job (due again at once if news arrived meanwhile). One
+/// statement, so the inviter's leaderboard rows — which every batch crediting them updates —
+/// are held for its run only, not across a transaction's round trips.
 pub async fn told(pool: &PgPool, t: &Told<'_>) -> sqlx::Result<()> {
-    let mut tx = pool.begin().await?;
     // Rows in the push path's order (the follower, then the leaderboard, then grants, then the
-    // job), so the two never wait on each other in a cycle: a deadlock here would retry a
-    // notice that WeChat already delivered.
-    if t.channel == "custom" {
-        spend_custom(&mut *tx, t.openid).await?;
-    }
-    sqlx::query(
-        "UPDATE inviter_stats s SET notified_through = GREATEST(s.notified_through, x.through)
-         FROM unnest($2::bigint[], $3::bigint[]) AS x(campaign_id, through)
-         WHERE s.openid = $1 AND s.campaign_id = x.campaign_id",
-    )
+    // job): the final SELECT reads the parts in that order, which is the order they run in. A
+    // deadlock here would retry a notice that WeChat already delivered.
+    sqlx::query(concat!(
+        "WITH spent AS (
+            UPDATE users SET cs_left = GREATEST(cs_left - 1, 0)
+            WHERE openid = $1 AND $5 = 'custom'
+            RETURNING 1
+         ), watermarks AS (
+            UPDATE inviter_stats s SET notified_through = GREATEST(s.notified_through, x.through)
+            FROM unnest($2::bigint[], $3::bigint[]) AS x(campaign_id, through)
+            WHERE s.openid = $1 AND s.campaign_id = x.campaign_id
+            RETURNING 1
+         ), grants AS (
+            UPDATE reward_grants SET notified_at = now() WHERE id = ANY($4) RETURNING 1
+         ), accepted AS (
+            UPDATE notice_subscriptions SET spent_at = now()
+            WHERE id = (SELECT id FROM notice_subscriptions
+                        WHERE openid = $1 AND template_id = $6 AND spent_at IS NULL
+                          AND withdrawn_at IS NULL ORDER BY id LIMIT 1)
+            RETURNING 1
+         ), logged AS (
+            INSERT INTO message_log (openid, channel, outcome, credits) VALUES ($1, $5, 'sent', $7)
+            RETURNING 1
+         ), finished AS (",
+        finish_job!("$8", "'sent'"),
+        " RETURNING 1
+         )
+         SELECT (SELECT count(*) FROM spent), (SELECT count(*) FROM watermarks),
+                (SELECT count(*) FROM grants), (SELECT count(*) FROM accepted),
+                (SELECT count(*) FROM logged), (SELECT count(*) FROM finished)",
+    ))
     .bind(t.openid)
     .bind(t.through.iter().map(|(c, _)| *c).collect::<Vec<_>>())
     .bind(t.through.iter().map(|(_, r)| *r).collect::<Vec<_>>())
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query("UPDATE reward_grants SET notified_at = now() WHERE id = ANY($1)")
-        .bind(t.grants)
-        .execute(&mut *tx)
-        .await?;
-    if let Some(template) = t.subscription {
-        sqlx::query(
-            "UPDATE notice_subscriptions SET spent_at = now()
-             WHERE id = (SELECT id FROM notice_subscriptions
-                         WHERE openid = $1 AND template_id = $2 AND spent_at IS NULL
-                           AND withdrawn_at IS NULL ORDER BY id LIMIT 1)",
-        )
-        .bind(t.openid)
-        .bind(template)
-        .execute(&mut *tx)
-        .await?;
-    }
-    log(&mut *tx, t.openid, t.channel, "sent", t.credits).await?;
-    finish(&mut *tx, t.job, "sent").await?;
-    tx.commit().await
+    .bind(t.grants)
+    .bind(t.channel)
+    .bind(t.subscription)
+    .bind(t.credits)
+    .bind(t.job)
+    .execute(pool)
+    .await
+    .map(drop)
 }
 
 /// One customer-service message spent (a notice or a poster).
@@ -293,18 +317,12 @@ pub async fn nothing_to_tell(pool: &PgPool, job: i64) -> sqlx::Result<()> {
 }
 
 async fn finish(db: impl sqlx::PgExecutor<'_>, job: i64, status: &str) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE outbox SET status = CASE WHEN again THEN 'pending' ELSE $2 END,
-                done_at = CASE WHEN again THEN NULL ELSE now() END,
-                run_after = now(), attempts = CASE WHEN again THEN 0 ELSE attempts END,
-                again = false, last_error = NULL
-         WHERE id = $1",
-    )
-    .bind(job)
-    .bind(status)
-    .execute(db)
-    .await
-    .map(drop)
+    sqlx::query(finish_job!("$1", "$2"))
+        .bind(job)
+        .bind(status)
+        .execute(db)
+        .await
+        .map(drop)
 }
 
 async fn log(
