@@ -259,8 +259,9 @@ pub struct Counted {
 /// credits to each (every row the batch touches goes through here — also those whose credits
 /// are only revoked, `added` 0 — so they are locked in one order before any recount; the time a
 /// count was reached is the latest credit counted, right also when pushes arrive out of
-/// order); then the inviters' notice jobs — one open per follower, marked `again` if one is
-/// being sent right now; then the account's follow buckets (bucket start, follows), in this
+/// order); then the inviters' notice jobs — one open per follower, marked `again` if one may
+/// be being sent right now (it was claimed: a job not tried yet will read the news anyway, and
+/// is only locked, not rewritten); then the account's follow buckets (bucket start, follows), in this
 /// writer's own rows; last the inviters' risk counters, in (campaign, openid) order, returned
 /// with their campaign's policy.
 #[allow(clippy::too_many_arguments)]
@@ -308,7 +309,7 @@ pub async fn count(
                    now() + make_interval(secs => $9)
             FROM unnest($8::text[]) WITH ORDINALITY AS x(o, n) ORDER BY n
             ON CONFLICT (coalesce_key) WHERE status IN ('pending', 'waiting')
-            DO UPDATE SET again = true
+            DO UPDATE SET again = true WHERE outbox.attempts > 0 AND NOT outbox.again
             RETURNING 1
          ), followed AS (
             INSERT INTO account_follows AS f (bucket, writer, follows)

@@ -30,7 +30,7 @@ pub struct Applied {
     pub replies: Vec<Option<String>>,
     /// The fallback outbox job of each poster request.
     pub poster_jobs: Vec<Option<i64>>,
-    /// Work for the outbox worker was queued.
+    /// Work for the outbox worker was queued, due now.
     pub queued: bool,
 }
 
@@ -178,7 +178,9 @@ async fn write(
         outcomes,
         replies,
         poster_jobs,
-        queued: !inviters.is_empty(),
+        // A notice is due only after the delay; the worker's own poll finds it then. Waking
+        // it for every credited batch would cost a claim per batch that finds nothing due.
+        queued: !inviters.is_empty() && writer.notice_delay.is_zero(),
     })
 }
 
