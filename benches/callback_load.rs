@@ -108,6 +108,10 @@ struct Args {
     /// also print a one-line JSON summary
     #[arg(long)]
     json: bool,
+    /// open loop: write every measured push to this file as `due_unix_ms latency_ms` lines
+    /// (unanswered pushes have latency `-1`), to line slow pushes up with what the server did
+    #[arg(long)]
+    trace: Option<std::path::PathBuf>,
     /// passed by `cargo bench`; needed when running the binary directly
     #[arg(long, hide = true)]
     bench: bool,
@@ -175,6 +179,9 @@ impl Tally {
 
 type Outcome = std::result::Result<(reqwest::StatusCode, String), reqwest::Error>;
 
+/// For `--trace`: a measured push's sequence number and latency in µs (`None`: unanswered).
+type Traced = (u64, Option<u64>);
+
 /// How the open loop kept its schedule (measured pushes only).
 #[derive(Default)]
 struct Schedule {
@@ -191,6 +198,8 @@ struct Shared {
     safe: Option<SafeMode>,
     next_scene: AtomicUsize,
     start: Instant,
+    /// `start` as Unix time in ms, for `--trace`.
+    start_unix_ms: f64,
     measure_from: Instant,
     end: Instant,
 }
@@ -398,6 +407,7 @@ async fn open_loop(
     rate: f64,
 ) -> Result<(Tally, Schedule)> {
     let tally = Arc::new(Mutex::new(Tally::default()));
+    let traced: Arc<Mutex<Vec<Traced>>> = Arc::default();
     let cap = shared.args.max_in_flight;
     let slots = Arc::new(Semaphore::new(cap));
     let mut schedule = Schedule::default();
@@ -428,12 +438,18 @@ async fn open_loop(
         }
         let request = shared.request(&client, &format!("{}r{seq:08}", shared.prefix));
         let tally = tally.clone();
+        let traced = traced.clone();
         tokio::spawn(async move {
             let outcome = send(request).await;
             // From the due time: a late start is part of the latency.
             let latency = due.elapsed();
             drop(slot);
             if measured {
+                let answered = matches!(&outcome, Ok((status, _)) if status.is_success());
+                traced
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((seq, answered.then_some(latency.as_micros() as u64)));
                 tally
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -444,6 +460,19 @@ async fn open_loop(
     // Every slot back means every push has its answer.
     let _all = slots.acquire_many(cap as u32).await?;
     let tally = std::mem::take(&mut *tally.lock().unwrap_or_else(|e| e.into_inner()));
+    if let Some(path) = &shared.args.trace {
+        let mut traced = std::mem::take(&mut *traced.lock().unwrap_or_else(|e| e.into_inner()));
+        traced.sort_unstable();
+        let mut out = String::with_capacity(traced.len() * 24);
+        for (seq, latency) in traced {
+            let due_ms = shared.start_unix_ms + seq as f64 * 1000.0 / rate;
+            match latency {
+                Some(us) => out.push_str(&format!("{due_ms:.1} {:.3}\n", us as f64 / 1000.0)),
+                None => out.push_str(&format!("{due_ms:.1} -1\n")),
+            }
+        }
+        std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))?;
+    }
     Ok((tally, schedule))
 }
 
@@ -542,10 +571,14 @@ async fn main() -> Result<()> {
         args.target, args.connections, args.warmup, args.duration
     );
     let start = Instant::now();
+    let start_unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
     let measure_from = start + Duration::from_secs(args.warmup);
     let shared = Arc::new(Shared {
         end: measure_from + Duration::from_secs(args.duration),
         start,
+        start_unix_ms,
         measure_from,
         next_scene: AtomicUsize::new(0),
         scenes,
