@@ -152,6 +152,10 @@ async fn plans_made_while_the_tables_were_small_follow_them_as_they_grow() {
     reads_per_follow(&app, &GROWING, before, "pgearly", scene, t0).await;
     let (_, early) = counters(&app, &GROWING).await;
 
+    let mut analyzed_before = Vec::new();
+    for table in GROWING {
+        analyzed_before.push(analyze_state(&app, table).await.0);
+    }
     // A month later: many followers, events, credits and codes.
     sqlx::query(
         "WITH u AS (
@@ -181,31 +185,13 @@ async fn plans_made_while_the_tables_were_small_follow_them_as_they_grow() {
     .await
     .unwrap();
 
-    let grown_at: chrono::DateTime<Utc> = sqlx::query_scalar("SELECT now()")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
     flushed(&app, &GROWING, early + LEDGER).await;
     // Fission analyzes the tables that doubled (within seconds).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let analyzed: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_user_tables WHERE relname = ANY($1) AND last_analyze > $2",
-        )
-        .bind(GROWING)
-        .bind(grown_at)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
-        if analyzed == GROWING.len() as i64 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{analyzed} of the {} grown tables analyzed after a minute",
-            GROWING.len()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    for (table, before) in GROWING.into_iter().zip(analyzed_before) {
+        until_stats(&app, table, "an analyze after growing", |(count, _, _)| {
+            count > before
+        })
+        .await;
     }
     let before = counters(&app, &GROWING).await;
     let per_push = reads_per_follow(&app, &GROWING, before, "pglate", scene, t0 + PUSHES).await;
@@ -278,13 +264,10 @@ async fn tables_updated_in_place_are_not_analyzed_again_only_grown_ones() {
         .await
         .unwrap();
     }
-    let analyzed_before: Vec<i64> = {
-        let mut counts = Vec::new();
-        for table in HOT {
-            counts.push(analyze_state(&app, table).await.0);
-        }
-        counts
-    };
+    let mut analyzed_before = Vec::new();
+    for table in HOT {
+        analyzed_before.push(analyze_state(&app, table).await.0);
+    }
     // What 1,200 batches crediting this inviter do to its two rows.
     sqlx::raw_sql(&format!(
         "DO $$ BEGIN FOR i IN 1..1200 LOOP
