@@ -1,8 +1,8 @@
 //! Background work: the outbox worker (messages and posters to followers), the webhook
 //! delivery worker, the grant of delayed rewards once due, the renewal of temporary invite
 //! codes, forgetting the account's old follow counts, analyzing tables that grew fast, and the
-//! flush of WeChat call counters to the shared tally (`wechat_calls`, run by every instance). Each stops when the
-//! shutdown signal flips, after finishing the job in hand.
+//! flush of WeChat call counters to the shared tally (`wechat_calls`, run by every instance).
+//! Each stops when the shutdown signal flips, after finishing the job in hand.
 
 pub mod delayed;
 pub mod notices;
