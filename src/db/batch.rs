@@ -319,7 +319,7 @@ pub async fn count(
          ), rc AS (
             SELECT x.c AS campaign_id, x.o AS openid,
                    (array_agg(x.a ORDER BY x.a DESC))[1:$19] AS times, count(*)::int AS n
-            FROM unnest($14::bigint[], $15::text[], $16::timestamptz[]) AS x(c, o, a) GROUP BY 1, 2
+            FROM unnest($14::bigint[], $15::text[], $16::bigint[]) AS x(c, o, a) GROUP BY 1, 2
          ), rl AS (
             SELECT x.c AS campaign_id, x.o AS openid, count(*)::int AS n
             FROM unnest($17::bigint[], $18::text[]) AS x(c, o) GROUP BY 1, 2
@@ -344,8 +344,15 @@ pub async fn count(
             SELECT campaign_id, openid, times, n, left_n, active_n FROM rd
             ORDER BY campaign_id, openid
             ON CONFLICT (campaign_id, openid) DO UPDATE
-               SET recent = ARRAY(SELECT t FROM unnest(r.recent || EXCLUDED.recent) AS t
-                                  ORDER BY t DESC LIMIT $19),
+               -- Both newest first: times newer than the row's (pushes in order) go in
+               -- front; only older ones need a sort.
+               SET recent = CASE
+                       WHEN cardinality(r.recent) = 0
+                            OR EXCLUDED.recent[cardinality(EXCLUDED.recent)] >= r.recent[1]
+                       THEN (EXCLUDED.recent || r.recent)[1:$19]
+                       ELSE ARRAY(SELECT t FROM unnest(r.recent || EXCLUDED.recent) AS t
+                                  ORDER BY t DESC LIMIT $19)
+                   END,
                    friends = r.friends + EXCLUDED.friends,
                    friends_left = r.friends_left + EXCLUDED.friends_left,
                    friends_active = r.friends_active + EXCLUDED.friends_active
@@ -359,12 +366,9 @@ pub async fn count(
                 (SELECT count(*) FROM noticed),
                 (SELECT count(*) FROM followed),
                 (SELECT COALESCE(json_agg(o), '[]') FROM (
-                    -- Credit times as microseconds since the epoch: a batch can return
-                    -- thousands, and numbers are read far faster than dates.
-                    SELECT risk.campaign_id, risk.openid, risk.status, risk.cleared,
-                           ARRAY(SELECT (extract(epoch FROM t) * 1000000)::bigint
-                                 FROM unnest(risk.recent) WITH ORDINALITY AS r(t, n)
-                                 ORDER BY n) AS recent,
+                    -- Credit times are microseconds since the epoch: a batch can return
+                    -- thousands, and numbers are written and read far faster than dates.
+                    SELECT risk.campaign_id, risk.openid, risk.status, risk.cleared, risk.recent,
                            risk.friends, risk.friends_left, risk.friends_active,
                            k.risk_policy, k.risk_per_minute, k.risk_per_hour,
                            k.risk_left_percent, k.risk_left_min_friends, k.risk_block_per_minute,
@@ -388,7 +392,12 @@ pub async fn count(
     .bind(writer)
     .bind(risk.credits.iter().map(|c| c.0 .0).collect::<Vec<_>>())
     .bind(risk.credits.iter().map(|c| c.1.as_str()).collect::<Vec<_>>())
-    .bind(risk.credits.iter().map(|c| c.2).collect::<Vec<_>>())
+    .bind(
+        risk.credits
+            .iter()
+            .map(|c| c.2.timestamp_micros())
+            .collect::<Vec<_>>(),
+    )
     .bind(risk.lost.iter().map(|l| l.0 .0).collect::<Vec<_>>())
     .bind(risk.lost.iter().map(|l| l.1.as_str()).collect::<Vec<_>>())
     .bind(risk.kept as i32)
