@@ -374,7 +374,12 @@ pub async fn count(
                            k.risk_left_percent, k.risk_left_min_friends, k.risk_block_per_minute,
                            k.risk_silent_percent, k.risk_burst_min, k.risk_burst_percent,
                            (SELECT min(i.credited_at) FROM referrals i
-                            WHERE i.invitee_openid = risk.openid) AS invited_at
+                            WHERE i.invitee_openid = risk.openid) AS invited_at,
+                           (SELECT COALESCE(json_agg(json_build_object(
+                                'name', g.name, 'value', g.value, 'threshold', g.threshold)), '[]')
+                            FROM risk_signals g
+                            WHERE g.campaign_id = risk.campaign_id AND g.openid = risk.openid)
+                               AS signals
                     FROM risk JOIN campaigns k ON k.id = risk.campaign_id) o)",
     )
     .bind(uses.iter().map(|u| u.0).collect::<Vec<_>>())

@@ -33,6 +33,25 @@ pub struct Observed {
     pub risk_silent_percent: i32,
     pub risk_burst_min: i32,
     pub risk_burst_percent: i32,
+    /// The signals recorded for the inviter so far.
+    #[serde(default)]
+    pub signals: Vec<Recorded>,
+}
+
+/// A signal as recorded: the strongest value it reached, against which threshold.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct Recorded {
+    pub name: String,
+    pub value: f64,
+    pub threshold: f64,
+}
+
+impl Recorded {
+    /// Whether recording `fired` would change this row (`record_signals` keeps the strongest
+    /// value, and follows the threshold).
+    pub fn outdone_by(&self, fired: &Signal) -> bool {
+        fired.name == self.name && (fired.value > self.value || fired.threshold != self.threshold)
+    }
 }
 
 /// Times given as microseconds since the epoch.

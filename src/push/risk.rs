@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 
 use super::plan::PlannedCredit;
 use crate::db::{self, Tx};
-use crate::domain::{CampaignId, OpenId, RiskPolicy, RiskStatus};
+use crate::domain::{CampaignId, OpenId, RiskPolicy, RiskStatus, Signal};
 use crate::referral::risk::{self, Counters, Thresholds};
 use crate::referral::rules::{CampaignRules, Follower};
 
@@ -105,9 +105,12 @@ pub async fn screen(
         if verdict.status.withholds() {
             screen.withheld.insert((campaign, inviter.clone()));
         }
+        // Only what changes the inviter's recorded signals is written: a busy inviter fires
+        // the same signals batch after batch.
         fired.extend(
             signals
                 .into_iter()
+                .filter(|s| news(&row.signals, s))
                 .map(|s| (campaign, row.openid.as_str(), s)),
         );
         verdicts.push((campaign, inviter, verdict, new_credits));
@@ -145,6 +148,15 @@ pub async fn screen(
         }
     }
     Ok(screen)
+}
+
+/// Whether `fired` would change the inviter's `recorded` signals: a signal not recorded yet, a
+/// stronger value, or another threshold.
+fn news(recorded: &[db::risk::Recorded], fired: &Signal) -> bool {
+    recorded
+        .iter()
+        .find(|r| r.name == fired.name)
+        .is_none_or(|r| r.outdone_by(fired))
 }
 
 /// For each inviter observed: the whole account's follows in the minute ending at their latest
@@ -292,6 +304,28 @@ mod tests {
             .map(|i| (i.openid, i.before, i.latest))
             .collect();
         assert_eq!(found, [(&fresh, None, t(50)), (&quiet, Some(t(10)), t(30))]);
+    }
+
+    #[test]
+    fn a_signal_is_recorded_again_only_when_it_grew_or_its_threshold_moved() {
+        use crate::referral::rules::test_values::t;
+        let recorded = [db::risk::Recorded {
+            name: risk::PER_MINUTE.to_string(),
+            value: 12.0,
+            threshold: 10.0,
+        }];
+        let fired = |name: &str, value: f64, threshold: f64| Signal {
+            name: name.to_string(),
+            value,
+            threshold,
+            at: t(100),
+        };
+        assert!(!news(&recorded, &fired(risk::PER_MINUTE, 12.0, 10.0)));
+        assert!(!news(&recorded, &fired(risk::PER_MINUTE, 11.0, 10.0)));
+        assert!(news(&recorded, &fired(risk::PER_MINUTE, 13.0, 10.0)));
+        assert!(news(&recorded, &fired(risk::PER_MINUTE, 12.0, 8.0)));
+        assert!(news(&recorded, &fired(risk::PER_HOUR, 12.0, 10.0)));
+        assert!(news(&[], &fired(risk::PER_MINUTE, 12.0, 10.0)));
     }
 
     #[test]
