@@ -469,3 +469,79 @@ async fn farms_pushed_concurrently_through_two_instances_are_held_and_honest_one
     }
     assert_untouched(&a, &honest).await;
 }
+
+/// An inviter's kept credit times are the newest 128 whatever order their friends' pushes
+/// arrive in, and their velocity signal is rewritten only when it grows.
+#[tokio::test]
+async fn the_kept_credit_times_are_the_newest_whatever_the_order_and_the_peak_only_grows() {
+    let wechat = FakeWechat::start(100_000, None).await;
+    let app = TestApp::spawn(&Deployment::new(&wechat)).await;
+    let campaign = default_campaign(&app).await;
+    set_policy(&app, campaign, "flag").await;
+    let inviter = openid("pacekeeper", 0);
+    let scene = app.issue_code(&inviter).await["scene_id"].as_i64().unwrap();
+    let t0 = Utc::now().timestamp() - 2 * DAY;
+    // Friend n follows at `at`; pushed in the order given.
+    let follow = |friends: &[(usize, i64)]| {
+        let (app, scene) = (&app, scene);
+        let friends = friends.to_vec();
+        async move {
+            for (n, at) in friends {
+                let r = app
+                    .subscribe(&openid("pacefriend", n), Some(scene), at)
+                    .await;
+                assert_eq!(r.status(), 200);
+            }
+        }
+    };
+    // 12 friends within a minute: the velocity signal fires at 12.
+    let first: Vec<(usize, i64)> = (0..12).map(|i| (i, t0 + 3600 + i as i64 * 4)).collect();
+    follow(&first).await;
+    let view = user(&app, &inviter).await;
+    let fired = signal(&view, "credits_per_minute")
+        .expect("velocity fired")
+        .clone();
+    assert_eq!(fired["value"], 12.0, "{view}");
+
+    // 140 more, one every 10 minutes of CreateTime (no new peak), pushed out of order: the
+    // later half first, then the earlier half — older than everything kept by then.
+    let later: Vec<(usize, i64)> = (0..140)
+        .map(|i| (100 + i, t0 + 7200 + i as i64 * 600))
+        .collect();
+    follow(&later[70..]).await;
+    follow(&later[..70]).await;
+    let kept: Vec<i64> = sqlx::query_scalar(
+        "SELECT recent FROM risk_inviters WHERE campaign_id = $1 AND openid = $2",
+    )
+    .bind(campaign)
+    .bind(&inviter)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    let mut newest: Vec<i64> = first
+        .iter()
+        .chain(&later)
+        .map(|(_, at)| at * 1_000_000)
+        .collect();
+    newest.sort_unstable_by(|a, b| b.cmp(a));
+    newest.truncate(128);
+    assert_eq!(kept, newest, "the newest 128 credit times, newest first");
+    let view = user(&app, &inviter).await;
+    assert_eq!(
+        signal(&view, "credits_per_minute"),
+        Some(&fired),
+        "no stronger peak: the signal as first recorded"
+    );
+
+    // 15 within a minute (between two of the friends above, 10 minutes apart), pushed newest
+    // first: a stronger peak is recorded.
+    let burst: Vec<(usize, i64)> = (0..15)
+        .rev()
+        .map(|i| (300 + i, t0 + 7200 + 132 * 600 + 100 + i as i64 * 3))
+        .collect();
+    follow(&burst).await;
+    let view = user(&app, &inviter).await;
+    let stronger = signal(&view, "credits_per_minute").expect("velocity kept");
+    assert_eq!(stronger["value"], 15.0, "{view}");
+    assert_ne!(stronger["at"], fired["at"], "{view}");
+}
