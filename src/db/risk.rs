@@ -46,14 +46,6 @@ pub struct Recorded {
     pub threshold: f64,
 }
 
-impl Recorded {
-    /// Whether recording `fired` would change this row (`record_signals` keeps the strongest
-    /// value, and follows the threshold).
-    pub fn outdone_by(&self, fired: &Signal) -> bool {
-        fired.name == self.name && (fired.value > self.value || fired.threshold != self.threshold)
-    }
-}
-
 /// Times given as microseconds since the epoch.
 fn from_micros<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<DateTime<Utc>>, D::Error> {
     let micros: Vec<i64> = serde::Deserialize::deserialize(d)?;

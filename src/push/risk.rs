@@ -150,13 +150,13 @@ pub async fn screen(
     Ok(screen)
 }
 
-/// Whether `fired` would change the inviter's `recorded` signals: a signal not recorded yet, a
-/// stronger value, or another threshold.
+/// Whether `fired` would change the inviter's `recorded` signals (`db::risk::record_signals`
+/// keeps the strongest value and follows the threshold): a signal not recorded yet, a stronger
+/// value, or another threshold.
 fn news(recorded: &[db::risk::Recorded], fired: &Signal) -> bool {
-    recorded
+    !recorded
         .iter()
-        .find(|r| r.name == fired.name)
-        .is_none_or(|r| r.outdone_by(fired))
+        .any(|r| r.name == fired.name && fired.value <= r.value && fired.threshold == r.threshold)
 }
 
 /// For each inviter observed: the whole account's follows in the minute ending at their latest
