@@ -92,7 +92,7 @@ impl TicketCache {
                 Err(_) => return self.fetch_and_keep(&fetch).await,
             };
             if locked {
-                let result = self.fetch_and_keep(&fetch).await;
+                let result = self.fetch_holding_lock(&fetch).await;
                 let _ = self.store.compare_and_delete(&self.lock_key, &owner).await;
                 return result;
             }
@@ -103,6 +103,20 @@ impl TicketCache {
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
+    }
+
+    /// Fetches under the store lock, unless another instance stored a ticket between our read
+    /// and our lock (it fetched and released the lock in that moment).
+    async fn fetch_holding_lock<F, Fut>(&self, fetch: &F) -> Result<String, WechatError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<(String, i64), WechatError>>,
+    {
+        let now = Utc::now().timestamp();
+        if let Some(t) = self.read().await.filter(|t| t.fresh(now)) {
+            return Ok(t.ticket);
+        }
+        self.fetch_and_keep(fetch).await
     }
 
     async fn fetch_and_keep<F, Fut>(&self, fetch: &F) -> Result<String, WechatError>
@@ -144,6 +158,24 @@ impl TicketCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Instance B read no ticket, then A fetched, stored it and released the lock, then B took
+    /// the lock: B signs with A's ticket instead of fetching a second one.
+    #[tokio::test]
+    async fn a_ticket_stored_just_before_taking_the_lock_is_used_not_fetched_again() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let store = SharedStore::memory();
+        let a = TicketCache::new(store.clone(), "wx1");
+        let b = TicketCache::new(store, "wx1");
+        let fetched = AtomicUsize::new(0);
+        let fetch = || {
+            let n = fetched.fetch_add(1, Ordering::SeqCst);
+            async move { Ok((format!("ticket-{n}"), 7200)) }
+        };
+        assert_eq!(a.ticket(fetch).await.unwrap(), "ticket-0");
+        assert_eq!(b.fetch_holding_lock(&fetch).await.unwrap(), "ticket-0");
+        assert_eq!(fetched.load(Ordering::SeqCst), 1);
+    }
 
     #[test]
     fn wechats_documented_signature_example() {
