@@ -8,6 +8,12 @@
 # What it measures, in this order:
 #   1. pgbench: a two-insert transaction (unique dedupe insert + credit insert) with 32 clients
 #      on a database of its own: what PostgreSQL here allows per transaction.
+#   1b. pgbench: the least a batch of credited pushes writes in Fission's own schema (migrated by
+#      the binary measured): FLOOR_BATCH new followers (created and locked, then their presence),
+#      their events, their credits, and the leaderboard rows of the 20 inviters — in one
+#      transaction per batch, FLOOR_CLIENTS clients (Fission's push writers). No HTTP, no
+#      Fission, no load generator, no code counters, risk rows or notice jobs: what PostgreSQL
+#      here allows for the facts alone, in pushes/s.
 #   2. Plaintext pushes. Fission (release binary, sandbox mode, fresh database, 20 seeded codes)
 #      and the peer (fresh database, 20 codes). Closed loop, 64 connections, --mode credited
 #      (every push a new follower through one of the 20 codes), REPS runs each, interleaved
@@ -30,7 +36,7 @@
 #
 # Environment: DURATION (measured s, 10)  WARMUP (s, 2)  REPS (3)  OPEN_REPS (3)  CONNECTIONS (64)  CODES (20)
 #   RATES ("300 600 1000 2000")  OPEN_MODES ("plain"; "plain safe" adds safe mode)
-#   PGBENCH_SECONDS (5)  PGBENCH_CLIENTS (32)  QUIET_MAX (60)  BENCH_PORT (18180, Fission)
+#   PGBENCH_SECONDS (5)  PGBENCH_CLIENTS (32)  FLOOR_BATCH (24)  FLOOR_CLIENTS (2)  QUIET_MAX (60)  BENCH_PORT (18180, Fission)
 #   PEER_PORT (18190)  STUB_PORT (18199)  CARGO_TARGET_DIR (where cargo builds)
 #   BENCH_SKIP_BUILD=1 (no `cargo build` of the server)  BENCH_BIN (a fission binary to measure
 #   instead of the tree's)  BENCH_LOADGEN (a callback_load binary; no cargo at all with both)
@@ -53,6 +59,8 @@ RATES="${RATES:-300 600 1000 2000}"
 OPEN_MODES="${OPEN_MODES:-plain}"
 PGBENCH_SECONDS="${PGBENCH_SECONDS:-5}"
 PGBENCH_CLIENTS="${PGBENCH_CLIENTS:-32}"
+FLOOR_BATCH="${FLOOR_BATCH:-24}"
+FLOOR_CLIENTS="${FLOOR_CLIENTS:-2}"
 QUIET_MAX="${QUIET_MAX:-60}"
 PEER_PORT="${PEER_PORT:-18190}"
 STUB_PORT="${STUB_PORT:-18199}"
@@ -60,6 +68,7 @@ PEER_BASE="http://127.0.0.1:$PEER_PORT"
 FISSION_DB_BASE="$DB"
 PEER_DB="fission_bench_peer_$(date +%s)"
 PGBENCH_DB="fission_bench_pgbench_$(date +%s)"
+FLOOR_DB="fission_bench_floor_$(date +%s)"
 RESULTS="$WORK/results.jsonl"
 SAFE_APPID="wxb3nchc0mpare0001"
 SAFE_KEY="$(head -c 64 /dev/urandom | base64 -w0 | tr -dc 'A-Za-z0-9' | head -c 43)"
@@ -95,6 +104,7 @@ compare_cleanup() {
     drop_db "$PEER_DB"
     drop_db "${PEER_DB}_safe"
     drop_db "$PGBENCH_DB"
+    drop_db "$FLOOR_DB"
     if [[ $status -ne 0 && -s "$WORK/peer.log" ]]; then
         echo "--- last lines of the peer log ---" >&2
         tail -n 20 "$WORK/peer.log" >&2
@@ -222,6 +232,24 @@ SQL
     lat=$(echo "$out" | awk -F'= ' '/^latency average/ {split($2, a, " "); print a[1]; exit}')
     echo "{\"kind\":\"pgbench\",\"tps\":${tps:-0},\"latency_ms\":${lat:-0},\"clients\":$PGBENCH_CLIENTS}" >>"$RESULTS"
     drop_db "$PGBENCH_DB"
+}
+
+pgbench_floor() {
+    echo "== pgbench: batches of $FLOOR_BATCH credited pushes in Fission's schema, $FLOOR_CLIENTS clients, ${PGBENCH_SECONDS} s (database $FLOOR_DB)"
+    "${PSQL[@]}" -d postgres -qc "CREATE DATABASE \"$FLOOR_DB\""
+    DATABASE_URL="postgres://postgres@127.0.0.1:5432/$FLOOR_DB" "$BIN" migrate >/dev/null
+    local out
+    out=$(pgbench -h 127.0.0.1 -U postgres -n -M prepared -c "$FLOOR_CLIENTS" -j "$FLOOR_CLIENTS" \
+        -T "$PGBENCH_SECONDS" -D batch="$FLOOR_BATCH" -f bench/floor.pgbench "$FLOOR_DB" 2>&1) || {
+        echo "$out" >&2
+        echo "pgbench failed" >&2
+        exit 1
+    }
+    echo "$out" | grep -E '^(number of transactions actually processed|number of failed|latency average|tps)' | sed 's/^/   /'
+    local tps
+    tps=$(echo "$out" | awk -F'= ' '/^tps/ {split($2, a, " "); print a[1]; exit}')
+    echo "{\"kind\":\"floor\",\"tps\":${tps:-0},\"batch\":$FLOOR_BATCH,\"clients\":$FLOOR_CLIENTS}" >>"$RESULTS"
+    drop_db "$FLOOR_DB"
 }
 
 # A minimal WeChat API on loopback for Fission outside sandbox mode: a token for
@@ -390,6 +418,9 @@ for r in rows:
     if r.get("kind") == "pgbench":
         print(f"pgbench two-insert transaction, {r['clients']} clients: {r['tps']:.0f} tps, "
               f"latency average {r['latency_ms']:.2f} ms")
+    if r.get("kind") == "floor":
+        print(f"pgbench batches of {r['batch']} credited pushes in Fission's schema, {r['clients']} "
+              f"clients: {r['tps']:.0f} batches/s = {r['tps'] * r['batch']:.0f} pushes/s")
 
 closed = [r for r in rows if r.get("kind") == "closed"]
 if closed:
@@ -440,6 +471,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 machine
 build
 pgbench_ceiling
+pgbench_floor
 
 start_fission plain
 start_peer plain
