@@ -74,17 +74,15 @@ impl TicketCache {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<(String, i64), WechatError>>,
     {
-        let now = Utc::now().timestamp();
-        if let Some(t) = self.read().await.filter(|t| t.fresh(now)) {
-            return Ok(t.ticket);
+        if let Some(ticket) = self.fresh().await {
+            return Ok(ticket);
         }
         let _single_flight = self.fetching.lock().await;
         let owner = uuid::Uuid::new_v4().to_string();
         let deadline = tokio::time::Instant::now() + LOCK_WAIT;
         loop {
-            let now = Utc::now().timestamp();
-            if let Some(t) = self.read().await.filter(|t| t.fresh(now)) {
-                return Ok(t.ticket);
+            if let Some(ticket) = self.fresh().await {
+                return Ok(ticket);
             }
             let locked = match self.store.set(&self.lock_key, &owner, LOCK_TTL, true).await {
                 Ok(locked) => locked,
@@ -112,11 +110,16 @@ impl TicketCache {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<(String, i64), WechatError>>,
     {
-        let now = Utc::now().timestamp();
-        if let Some(t) = self.read().await.filter(|t| t.fresh(now)) {
-            return Ok(t.ticket);
+        if let Some(ticket) = self.fresh().await {
+            return Ok(ticket);
         }
         self.fetch_and_keep(fetch).await
+    }
+
+    /// The stored ticket, if it is not due for a refresh yet.
+    async fn fresh(&self) -> Option<String> {
+        let now = Utc::now().timestamp();
+        self.read().await.filter(|t| t.fresh(now)).map(|t| t.ticket)
     }
 
     async fn fetch_and_keep<F, Fut>(&self, fetch: &F) -> Result<String, WechatError>
