@@ -202,6 +202,26 @@ build() {
     bench/peer/run.sh venv
 }
 
+# Runs pgbench (prepared statements, PGBENCH_SECONDS) on database DB with ARGS, prints its
+# summary and keeps its output for pgbench_figure; exits if it fails.
+#   run_pgbench DB ARGS...
+PGBENCH_OUT=""
+run_pgbench() {
+    local db=$1
+    shift
+    PGBENCH_OUT=$(pgbench -h 127.0.0.1 -U postgres -n -M prepared -T "$PGBENCH_SECONDS" "$@" "$db" 2>&1) || {
+        echo "$PGBENCH_OUT" >&2
+        echo "pgbench failed" >&2
+        exit 1
+    }
+    echo "$PGBENCH_OUT" | grep -E '^(number of transactions actually processed|number of failed|latency average|tps)' | sed 's/^/   /'
+}
+
+# A figure of the last run_pgbench: the number after "NAME = ".
+pgbench_figure() {
+    echo "$PGBENCH_OUT" | awk -F' = ' -v name="$1" '$1 == name {split($2, a, " "); print a[1]; exit}'
+}
+
 pgbench_ceiling() {
     echo "== pgbench: two-insert transaction, $PGBENCH_CLIENTS clients, ${PGBENCH_SECONDS} s (database $PGBENCH_DB)"
     "${PSQL[@]}" -d postgres -qc "CREATE DATABASE \"$PGBENCH_DB\""
@@ -219,17 +239,10 @@ INSERT INTO referrals (invitee, inviter, scene, event_id)
     ON CONFLICT (invitee) DO NOTHING;
 COMMIT;
 SQL
-    local out
-    out=$(pgbench -h 127.0.0.1 -U postgres -n -M prepared -c "$PGBENCH_CLIENTS" -j 2 \
-        -T "$PGBENCH_SECONDS" -f "$WORK/push.pgbench" "$PGBENCH_DB" 2>&1) || {
-        echo "$out" >&2
-        echo "pgbench failed" >&2
-        exit 1
-    }
-    echo "$out" | grep -E '^(number of transactions actually processed|number of failed|latency average|tps)' | sed 's/^/   /'
+    run_pgbench "$PGBENCH_DB" -c "$PGBENCH_CLIENTS" -j 2 -f "$WORK/push.pgbench"
     local tps lat
-    tps=$(echo "$out" | awk -F'= ' '/^tps/ {split($2, a, " "); print a[1]; exit}')
-    lat=$(echo "$out" | awk -F'= ' '/^latency average/ {split($2, a, " "); print a[1]; exit}')
+    tps=$(pgbench_figure tps)
+    lat=$(pgbench_figure 'latency average')
     echo "{\"kind\":\"pgbench\",\"tps\":${tps:-0},\"latency_ms\":${lat:-0},\"clients\":$PGBENCH_CLIENTS}" >>"$RESULTS"
     drop_db "$PGBENCH_DB"
 }
@@ -238,16 +251,10 @@ pgbench_floor() {
     echo "== pgbench: batches of $FLOOR_BATCH credited pushes in Fission's schema, $FLOOR_CLIENTS clients, ${PGBENCH_SECONDS} s (database $FLOOR_DB)"
     "${PSQL[@]}" -d postgres -qc "CREATE DATABASE \"$FLOOR_DB\""
     DATABASE_URL="postgres://postgres@127.0.0.1:5432/$FLOOR_DB" "$BIN" migrate >/dev/null
-    local out
-    out=$(pgbench -h 127.0.0.1 -U postgres -n -M prepared -c "$FLOOR_CLIENTS" -j "$FLOOR_CLIENTS" \
-        -T "$PGBENCH_SECONDS" -D batch="$FLOOR_BATCH" -f bench/floor.pgbench "$FLOOR_DB" 2>&1) || {
-        echo "$out" >&2
-        echo "pgbench failed" >&2
-        exit 1
-    }
-    echo "$out" | grep -E '^(number of transactions actually processed|number of failed|latency average|tps)' | sed 's/^/   /'
+    run_pgbench "$FLOOR_DB" -c "$FLOOR_CLIENTS" -j "$FLOOR_CLIENTS" -D batch="$FLOOR_BATCH" \
+        -f bench/floor.pgbench
     local tps
-    tps=$(echo "$out" | awk -F'= ' '/^tps/ {split($2, a, " "); print a[1]; exit}')
+    tps=$(pgbench_figure tps)
     echo "{\"kind\":\"floor\",\"tps\":${tps:-0},\"batch\":$FLOOR_BATCH,\"clients\":$FLOOR_CLIENTS}" >>"$RESULTS"
     drop_db "$FLOOR_DB"
 }
