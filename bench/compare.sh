@@ -18,7 +18,11 @@
 #      and the peer (fresh database, 20 codes). Closed loop, 64 connections, --mode credited
 #      (every push a new follower through one of the 20 codes), REPS runs each, interleaved
 #      Fission, peer, Fission, peer...: pushes/s, p50/p99 and the server's memory after each run
-#      (RSS summed over its processes, and PSS, which splits the pages gunicorn's workers share).
+#      (RSS summed over its processes, and PSS, which splits the pages gunicorn's workers share),
+#      and the CPU a recorded push cost the server, PostgreSQL and the load generator (ticks of
+#      the whole run over the events rows it added). Then the same closed loop, one run each, at
+#      each of SWEEP connections: a server bound by the machine keeps its rate, one bound by how
+#      long its pushes wait gains with more connections.
 #      Then open loop at each of RATES pushes/s against both, OPEN_REPS rounds (Fission first
 #      at each rate: the peer, overrun at the highest rates, is slow to take a connection
 #      again): latency from each push's due time, p50/p99, and the share answered after WeChat's 5 s deadline (or not at all). A
@@ -35,7 +39,7 @@
 # next. The load generator runs on the same cores as the servers, as does PostgreSQL.
 #
 # Environment: DURATION (measured s, 10)  WARMUP (s, 2)  REPS (3)  OPEN_REPS (3)  CONNECTIONS (64)  CODES (20)
-#   RATES ("300 600 1000 2000")  OPEN_MODES ("plain"; "plain safe" adds safe mode)
+#   SWEEP ("32 128 256"; empty: none)  RATES ("300 600 1000 2000")  OPEN_MODES ("plain"; "plain safe" adds safe mode)
 #   PGBENCH_SECONDS (5)  PGBENCH_CLIENTS (32)  FLOOR_BATCH (24)  FLOOR_CLIENTS (2)  QUIET_MAX (60)  BENCH_PORT (18180, Fission)
 #   PEER_PORT (18190)  STUB_PORT (18199)  CARGO_TARGET_DIR (where cargo builds)
 #   BENCH_SKIP_BUILD=1 (no `cargo build` of the server)  BENCH_BIN (a fission binary to measure
@@ -54,6 +58,7 @@ WARMUP="${WARMUP:-2}"
 REPS="${REPS:-3}"
 OPEN_REPS="${OPEN_REPS:-3}"
 CONNECTIONS="${CONNECTIONS:-64}"
+SWEEP="${SWEEP-32 128 256}"
 CODES="${CODES:-20}"
 RATES="${RATES:-300 600 1000 2000}"
 OPEN_MODES="${OPEN_MODES:-plain}"
@@ -134,6 +139,20 @@ cpu_ticks() {
         total=$((total + ${t:-0}))
     done
     echo "$total"
+}
+
+# CPU ticks used so far by PostgreSQL: its running processes, and the backends that have
+# exited (in the postmaster's children's time), so connections opened and closed during a run
+# are counted too.
+pg_ticks() {
+    local total=0 pid t postmaster
+    postmaster=$(pgrep -o -x postgres) || { echo 0; return; }
+    for pid in $(pgrep -x postgres); do
+        t=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{print $12 + $13}') || t=0
+        total=$((total + ${t:-0}))
+    done
+    t=$(sed 's/^.*) //' "/proc/$postmaster/stat" 2>/dev/null | awk '{print $14 + $15}') || t=0
+    echo $((total + ${t:-0}))
 }
 
 # Waits until the servers use less than 5% of a core over a second (QUIET_MAX s at most).
@@ -344,24 +363,42 @@ start_peer() {
 load() {
     local server="$1" security="$2" kind="$3" rep="$4"
     shift 4
-    local target pids safe_args=()
+    local target pids db safe_args=()
     if [[ "$server" == fission ]]; then
         target="$BASE"
         pids=("$SERVER_PID")
+        db="$DB"
     else
         target="$PEER_BASE"
         pids=("$PEER_PID")
+        db="$PEER_CURRENT_DB"
     fi
     if [[ "$security" == safe ]]; then
         safe_args=(--aes-key "$SAFE_KEY" --appid "$SAFE_APPID")
     fi
     echo "-- $server, $security, $kind${rep:+ run $rep}: $*"
     wait_quiet "$SERVER_PID" "$PEER_PID" "$STUB_PID"
-    local out status=0
-    out=$(WECHAT_TOKEN=fission RUST_BACKTRACE=0 "$LOADGEN" --bench --target "$target" --json \
-        --warmup "$WARMUP" --duration "$DURATION" --mode credited --scenes "1-$CODES" \
+    # CPU of the whole run (warm-up included) over the events it recorded: what a push costs
+    # the server, PostgreSQL and the load generator. A 10 ms tick is the unit.
+    local out status=0 events0 server0 pg0 timed=()
+    events0=$(count_rows "$db" events)
+    server0=$(cpu_ticks "${pids[@]}")
+    pg0=$(pg_ticks)
+    rm -f "$WORK/loadgen.cpu"
+    [[ -x /usr/bin/time ]] && timed=(/usr/bin/time -f '%U %S' -o "$WORK/loadgen.cpu")
+    out=$(WECHAT_TOKEN=fission RUST_BACKTRACE=0 "${timed[@]}" "$LOADGEN" --bench --target "$target" \
+        --json --warmup "$WARMUP" --duration "$DURATION" --mode credited --scenes "1-$CODES" \
         "${safe_args[@]}" "$@" 2>&1) || status=$?
+    local server_cpu=$(($(cpu_ticks "${pids[@]}") - server0)) pg_cpu=$(($(pg_ticks) - pg0))
+    local events=0 events1 loadgen_cpu
+    events1=$(count_rows "$db" events)
+    [[ "$events0$events1" =~ ^[0-9]+$ ]] && events=$((events1 - events0))
+    loadgen_cpu=$(awk '{printf "%d", ($1 + $2) * 100}' "$WORK/loadgen.cpu" 2>/dev/null) || loadgen_cpu=""
     echo "$out" | grep -v '^{' | sed 's/^/   /'
+    if ((events > 0)); then
+        echo "   CPU per recorded push ($events in the run): server $((server_cpu * 10000 / events)) µs," \
+            "PostgreSQL $((pg_cpu * 10000 / events)) µs${loadgen_cpu:+, load generator $((loadgen_cpu * 10000 / events)) µs}"
+    fi
     local rss pss json
     rss=$(rss_mib "${pids[@]}")
     pss=$(pss_mib "${pids[@]}")
@@ -375,7 +412,14 @@ load() {
 d = json.loads(sys.argv[1])
 d.update(server=sys.argv[2], security=sys.argv[3], kind=sys.argv[4], rep=sys.argv[5],
          rss_mib=int(sys.argv[6]), pss_mib=int(sys.argv[7]))
-print(json.dumps(d))' "$json" "$server" "$security" "$kind" "$rep" "$rss" "$pss" >>"$RESULTS"
+events = int(sys.argv[8])
+if events > 0:
+    d.update(events=events, server_us=int(sys.argv[9]) * 1e4 / events,
+             pg_us=int(sys.argv[10]) * 1e4 / events)
+    if sys.argv[11]:
+        d.update(loadgen_us=int(sys.argv[11]) * 1e4 / events)
+print(json.dumps(d))' "$json" "$server" "$security" "$kind" "$rep" "$rss" "$pss" \
+        "$events" "$server_cpu" "$pg_cpu" "$loadgen_cpu" >>"$RESULTS"
 }
 
 count_rows() {
@@ -395,6 +439,18 @@ closed_loop() {
     for rep in $(seq 1 "$REPS"); do
         load fission "$security" closed "$rep" --connections "$CONNECTIONS"
         load peer "$security" closed "$rep" --connections "$CONNECTIONS"
+    done
+}
+
+# The closed loop (plaintext, one run each) at each of SWEEP connections: a server bound by the
+# machine keeps its rate; one bound by how long each push waits gains with more connections.
+sweep() {
+    local connections
+    [[ -n "$SWEEP" ]] || return 0
+    echo "== closed loop, plain, at other numbers of connections: $SWEEP"
+    for connections in $SWEEP; do
+        load fission plain sweep "$connections" --connections "$connections"
+        load peer plain sweep "$connections" --connections "$connections"
     done
 }
 
@@ -450,6 +506,38 @@ if closed:
             ratio = medians.get("fission", 0) / medians["peer"]
             print(f"{'  Fission / peer':22} {ratio:8.1f}x   (the issue asks for >= 10x)")
 
+measured = [r for r in closed if "server_us" in r]
+if measured:
+    print()
+    print("CPU per recorded push in the closed-loop runs, medians, µs (whole run, warm-up included)")
+    print(f"{'':22} {'server':>8} {'postgres':>9} {'loadgen':>8} {'all':>8}")
+    for security in ("plain", "safe"):
+        for server in ("fission", "peer"):
+            rs = [r for r in measured if r["server"] == server and r["security"] == security]
+            if not rs:
+                continue
+            parts = [med([r[k] for r in rs if k in r]) for k in ("server_us", "pg_us", "loadgen_us")]
+            print(f"{server + ' ' + security:22} {parts[0]:8.0f} {parts[1]:9.0f} {parts[2]:8.0f} "
+                  f"{sum(p for p in parts if p == p):8.0f}")
+
+swept = [r for r in rows if r.get("kind") == "sweep"]
+if swept:
+    print()
+    print("closed loop, plain, by connections (one run each; 64: the medians above)")
+    print(f"{'connections':>11} {'fission/s':>10} {'p99 ms':>8} {'peer/s':>8} {'p99 ms':>8} {'ratio':>6}")
+    by = {}
+    for r in swept:
+        by.setdefault(int(r["rep"]), {})[r["server"]] = (r["throughput_rps"], r.get("p99_ms", 0))
+    for server in ("fission", "peer"):
+        rs = [r for r in closed if r["server"] == server and r["security"] == "plain"]
+        if rs:
+            by.setdefault(int(rs[0].get("connections") or 64), {})[server] = (
+                med([r["throughput_rps"] for r in rs]), med([r.get("p99_ms", 0) for r in rs]))
+    for connections in sorted(by):
+        f, p = by[connections].get("fission", (0, 0)), by[connections].get("peer", (0, 0))
+        ratio = f[0] / p[0] if p[0] else float("nan")
+        print(f"{connections:11d} {f[0]:10.0f} {f[1]:8.1f} {p[0]:8.0f} {p[1]:8.1f} {ratio:5.1f}x")
+
 opened = [r for r in rows if r.get("kind") == "open"]
 if opened:
     print()
@@ -483,6 +571,7 @@ pgbench_floor
 start_fission plain
 start_peer plain
 closed_loop plain
+sweep
 open_loop plain
 phase_rows
 
