@@ -548,6 +548,9 @@ async fn main() -> Result<()> {
     };
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(idle_per_host)
+        // Below the server's keep-alive (actix-web closes a connection idle for 5 s): a request
+        // never goes out on a connection the server is closing at that moment.
+        .pool_idle_timeout(Duration::from_secs(4))
         .timeout(Duration::from_secs(args.timeout))
         .tcp_nodelay(true)
         .build()
