@@ -101,7 +101,7 @@ pub struct NewsRow {
     pub next_name: Option<String>,
 }
 
-pub async fn news(pool: &PgPool, openid: &OpenId) -> sqlx::Result<Vec<NewsRow>> {
+pub async fn news(db: impl sqlx::PgExecutor<'_>, openid: &OpenId) -> sqlx::Result<Vec<NewsRow>> {
     sqlx::query_as(
         "SELECT s.campaign_id, c.credit_text, c.reward_text, c.template_id, c.template_fields,
                 c.subscribe_template_id, c.subscribe_fields, s.invites AS total,
@@ -132,7 +132,7 @@ pub async fn news(pool: &PgPool, openid: &OpenId) -> sqlx::Result<Vec<NewsRow>> 
          ORDER BY s.campaign_id DESC",
     )
     .bind(openid)
-    .fetch_all(pool)
+    .fetch_all(db)
     .await
 }
 

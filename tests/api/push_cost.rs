@@ -311,3 +311,108 @@ async fn tables_updated_in_place_are_not_analyzed_again_only_grown_ones() {
         );
     }
 }
+
+/// What a notice reads does not grow with what its inviter was told before. An inviter with
+/// 3,000 friends, all told already, and five new ones, among 30 other inviters' 27,000
+/// credits: gathering the news reads the new credits, not the 3,000 (it once walked every
+/// credit of the inviter to find those above the watermark). The news is read on a connection
+/// of its own, which then writes a witness row: once the statistics count the witness, they
+/// count the news's reads too.
+#[tokio::test]
+async fn a_notice_reads_the_news_not_the_inviters_history() {
+    const OTHERS: i64 = 27_000;
+    const HISTORY: i64 = 3_000;
+    const NEWS: i64 = 5;
+    let (_wechat, app, campaign) = app_and_default_campaign().await;
+    let inviter = openid("pcnoticed", 0);
+    sqlx::query(
+        "WITH e AS (
+            INSERT INTO events (dedupe_key, openid, create_time, msg_type, event, outcome)
+            SELECT 'told-' || g, 'oToldFriend' || g, now() - ($2 - g) * interval '1 s', 'event',
+                   'subscribe', 'credited'
+            FROM generate_series(1, $2) g
+            RETURNING id, openid, create_time
+         )
+         INSERT INTO referrals (campaign_id, invitee_openid, inviter_openid, scene, event_id, credited_at)
+         SELECT $1, e.openid,
+                CASE WHEN row_number() OVER (ORDER BY e.id) <= $4 THEN 'oOtherInviter' || (e.id % 30)
+                     ELSE $3 END,
+                'qrscene_1', e.id, e.create_time
+         FROM e ORDER BY e.id",
+    )
+    .bind(campaign)
+    .bind(OTHERS + HISTORY + NEWS)
+    .bind(&inviter)
+    .bind(OTHERS)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    // Told up to their 3,000th credit.
+    sqlx::query(
+        "INSERT INTO inviter_stats (campaign_id, openid, invites, reached_at, notified_through)
+         SELECT $1, $2, count(*), max(credited_at),
+                (SELECT id FROM referrals WHERE inviter_openid = $2 ORDER BY id OFFSET $3 - 1 LIMIT 1)
+         FROM referrals WHERE inviter_openid = $2",
+    )
+    .bind(campaign)
+    .bind(&inviter)
+    .bind(HISTORY)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    // Statistics as a deployment has them for a history of days (Fission analyzes a table
+    // that doubled; autovacuum does too).
+    sqlx::query("ANALYZE referrals")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE notice_cost_witness (x int)")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let before = flushed(&app, &["referrals"], OTHERS + HISTORY + NEWS).await;
+
+    let mut conn = app.pool.acquire().await.unwrap();
+    let news = fission::db::notices::news(
+        &mut *conn,
+        &fission::domain::OpenId::parse(&inviter).unwrap(),
+    )
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO notice_cost_witness VALUES (1)")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    drop(conn);
+    assert_eq!(news.len(), 1, "one campaign has news");
+    assert_eq!(
+        news[0].new_friends, NEWS,
+        "the friends since the last notice"
+    );
+    assert_eq!(news[0].total as i64, HISTORY + NEWS);
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let witnessed: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(sum(n_tup_ins), 0)::bigint FROM pg_stat_user_tables
+             WHERE relname = 'notice_cost_witness'",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        if witnessed >= 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the statistics never counted the witness row"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (after, _) = counters(&app, &["referrals"]).await;
+    let read = after - before.0;
+    assert!(
+        read < 100,
+        "gathering {NEWS} new credits read {read} rows of referrals (the inviter has {HISTORY} told)"
+    );
+}
