@@ -477,6 +477,14 @@ rows = [json.loads(line) for line in open(sys.argv[1])]
 def med(values):
     return statistics.median(values) if values else float("nan")
 
+def by_server(runs):
+    """(security, server, its runs) for each mode and server that has runs, in table order."""
+    for security in ("plain", "safe"):
+        for server in ("fission", "peer"):
+            rs = [r for r in runs if r["server"] == server and r["security"] == security]
+            if rs:
+                yield security, server, rs
+
 for r in rows:
     if r.get("kind") == "pgbench":
         print(f"pgbench two-insert transaction, {r['clients']} clients: {r['tps']:.0f} tps, "
@@ -490,20 +498,16 @@ if closed:
     print()
     print("closed loop, credited, medians of the runs (pushes/s of each run in brackets)")
     print(f"{'':22} {'pushes/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'RSS MiB':>8} {'PSS MiB':>8}   runs")
-    for security in ("plain", "safe"):
-        medians = {}
-        for server in ("fission", "peer"):
-            rs = [r for r in closed if r["server"] == server and r["security"] == security]
-            if not rs:
-                continue
-            rps = med([r["throughput_rps"] for r in rs])
-            medians[server] = rps
-            runs = ", ".join(f"{r['throughput_rps']:.0f}" for r in rs)
-            print(f"{server + ' ' + security:22} {rps:9.0f} {med([r.get('p50_ms', 0) for r in rs]):8.2f} "
-                  f"{med([r.get('p99_ms', 0) for r in rs]):8.2f} {sum(r.get('errors', 0) for r in rs):7d} "
-                  f"{max(r['rss_mib'] for r in rs):8d} {max(r.get('pss_mib', 0) for r in rs):8d}   [{runs}]")
-        if medians.get("peer"):
-            ratio = medians.get("fission", 0) / medians["peer"]
+    medians = {}
+    for security, server, rs in by_server(closed):
+        rps = med([r["throughput_rps"] for r in rs])
+        medians[(security, server)] = rps
+        runs = ", ".join(f"{r['throughput_rps']:.0f}" for r in rs)
+        print(f"{server + ' ' + security:22} {rps:9.0f} {med([r.get('p50_ms', 0) for r in rs]):8.2f} "
+              f"{med([r.get('p99_ms', 0) for r in rs]):8.2f} {sum(r.get('errors', 0) for r in rs):7d} "
+              f"{max(r['rss_mib'] for r in rs):8d} {max(r.get('pss_mib', 0) for r in rs):8d}   [{runs}]")
+        if server == "peer" and rps:
+            ratio = medians.get((security, "fission"), 0) / rps
             print(f"{'  Fission / peer':22} {ratio:8.1f}x   (the issue asks for >= 10x)")
 
 measured = [r for r in closed if "server_us" in r]
@@ -511,14 +515,10 @@ if measured:
     print()
     print("CPU per recorded push in the closed-loop runs, medians, µs (whole run, warm-up included)")
     print(f"{'':22} {'server':>8} {'postgres':>9} {'loadgen':>8} {'all':>8}")
-    for security in ("plain", "safe"):
-        for server in ("fission", "peer"):
-            rs = [r for r in measured if r["server"] == server and r["security"] == security]
-            if not rs:
-                continue
-            parts = [med([r[k] for r in rs if k in r]) for k in ("server_us", "pg_us", "loadgen_us")]
-            print(f"{server + ' ' + security:22} {parts[0]:8.0f} {parts[1]:9.0f} {parts[2]:8.0f} "
-                  f"{sum(p for p in parts if p == p):8.0f}")
+    for security, server, rs in by_server(measured):
+        parts = [med([r[k] for r in rs if k in r]) for k in ("server_us", "pg_us", "loadgen_us")]
+        print(f"{server + ' ' + security:22} {parts[0]:8.0f} {parts[1]:9.0f} {parts[2]:8.0f} "
+              f"{sum(p for p in parts if p == p):8.0f}")
 
 swept = [r for r in rows if r.get("kind") == "sweep"]
 if swept:
