@@ -130,13 +130,19 @@ tree_pids() {
     done
 }
 
+# Ticks of PID's /proc/PID/stat fields A and B summed, counted after "pid (comm) " (12 and 13:
+# its user and system time; 14 and 15: that of its children it has waited for); 0 if gone.
+stat_ticks() {
+    local t
+    t=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk -v a="$2" -v b="$3" '{print $a + $b}') || t=0
+    echo "${t:-0}"
+}
+
 # CPU ticks (user + system) used so far by the given processes and their children.
 cpu_ticks() {
-    local total=0 pid t
+    local total=0 pid
     for pid in $(tree_pids "$@"); do
-        # Fields after "pid (comm) ": utime and stime are the 12th and 13th.
-        t=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{print $12 + $13}') || t=0
-        total=$((total + ${t:-0}))
+        total=$((total + $(stat_ticks "$pid" 12 13)))
     done
     echo "$total"
 }
@@ -145,14 +151,12 @@ cpu_ticks() {
 # exited (in the postmaster's children's time), so connections opened and closed during a run
 # are counted too.
 pg_ticks() {
-    local total=0 pid t postmaster
+    local total=0 pid postmaster
     postmaster=$(pgrep -o -x postgres) || { echo 0; return; }
     for pid in $(pgrep -x postgres); do
-        t=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{print $12 + $13}') || t=0
-        total=$((total + ${t:-0}))
+        total=$((total + $(stat_ticks "$pid" 12 13)))
     done
-    t=$(sed 's/^.*) //' "/proc/$postmaster/stat" 2>/dev/null | awk '{print $14 + $15}') || t=0
-    echo $((total + ${t:-0}))
+    echo $((total + $(stat_ticks "$postmaster" 14 15)))
 }
 
 # Waits until the servers use less than 5% of a core over a second (QUIET_MAX s at most).
@@ -395,9 +399,13 @@ load() {
     [[ "$events0$events1" =~ ^[0-9]+$ ]] && events=$((events1 - events0))
     loadgen_cpu=$(awk '{printf "%d", ($1 + $2) * 100}' "$WORK/loadgen.cpu" 2>/dev/null) || loadgen_cpu=""
     echo "$out" | grep -v '^{' | sed 's/^/   /'
+    local server_us="" pg_us="" loadgen_us=""
     if ((events > 0)); then
-        echo "   CPU per recorded push ($events in the run): server $((server_cpu * 10000 / events)) µs," \
-            "PostgreSQL $((pg_cpu * 10000 / events)) µs${loadgen_cpu:+, load generator $((loadgen_cpu * 10000 / events)) µs}"
+        server_us=$((server_cpu * 10000 / events))
+        pg_us=$((pg_cpu * 10000 / events))
+        [[ -n "$loadgen_cpu" ]] && loadgen_us=$((loadgen_cpu * 10000 / events))
+        echo "   CPU per recorded push ($events in the run): server $server_us µs," \
+            "PostgreSQL $pg_us µs${loadgen_us:+, load generator $loadgen_us µs}"
     fi
     local rss pss json
     rss=$(rss_mib "${pids[@]}")
@@ -412,14 +420,11 @@ load() {
 d = json.loads(sys.argv[1])
 d.update(server=sys.argv[2], security=sys.argv[3], kind=sys.argv[4], rep=sys.argv[5],
          rss_mib=int(sys.argv[6]), pss_mib=int(sys.argv[7]))
-events = int(sys.argv[8])
-if events > 0:
-    d.update(events=events, server_us=int(sys.argv[9]) * 1e4 / events,
-             pg_us=int(sys.argv[10]) * 1e4 / events)
-    if sys.argv[11]:
-        d.update(loadgen_us=int(sys.argv[11]) * 1e4 / events)
+for key, value in zip(("server_us", "pg_us", "loadgen_us"), sys.argv[8:11]):
+    if value:
+        d[key] = int(value)
 print(json.dumps(d))' "$json" "$server" "$security" "$kind" "$rep" "$rss" "$pss" \
-        "$events" "$server_cpu" "$pg_cpu" "$loadgen_cpu" >>"$RESULTS"
+        "$server_us" "$pg_us" "$loadgen_us" >>"$RESULTS"
 }
 
 count_rows() {
