@@ -13,7 +13,8 @@
 #      their events, their credits, and the leaderboard rows of the 20 inviters — in one
 #      transaction per batch, FLOOR_CLIENTS clients (Fission's push writers). No HTTP, no
 #      Fission, no load generator, no code counters, risk rows or notice jobs: what PostgreSQL
-#      here allows for the facts alone, in pushes/s.
+#      here allows for the facts alone, in pushes/s, and the CPU a push costs it (its ticks over
+#      the credits written).
 #   2. Plaintext pushes. Fission (release binary, sandbox mode, fresh database, 20 seeded codes)
 #      and the peer (fresh database, 20 codes). Closed loop, 64 connections, --mode credited
 #      (every push a new follower through one of the 20 codes), REPS runs each, interleaved
@@ -32,8 +33,11 @@
 #      not in sandbox mode: the WeChat API calls of its outbox go to a stub on loopback that
 #      answers "ok"), the peer started again with the same key; the same closed loop (and the
 #      open loop if OPEN_MODES has "safe").
-#   4. A summary: medians of the closed-loop runs and the Fission/peer ratio; the open-loop
-#      table, medians of the rounds (each round's p99 in brackets).
+#   4. A summary: medians of the closed-loop runs and the Fission/peer ratio; the CPU per push,
+#      and the bound it sets: the machine's cores over (the floor's PostgreSQL CPU + Fission's
+#      server + the load generator per push): the rate Fission could not pass here even if
+#      PostgreSQL cost it no more than the floor; the open-loop table, medians of the rounds
+#      (each round's p99 in brackets).
 # Before each measurement it waits (QUIET_MAX s at most) until every server it started is idle,
 # so work left over from one run (Fission's outbox, a backlog in the peer) does not slow the
 # next. The load generator runs on the same cores as the servers, as does PostgreSQL.
@@ -274,11 +278,18 @@ pgbench_floor() {
     echo "== pgbench: batches of $FLOOR_BATCH credited pushes in Fission's schema, $FLOOR_CLIENTS clients, ${PGBENCH_SECONDS} s (database $FLOOR_DB)"
     "${PSQL[@]}" -d postgres -qc "CREATE DATABASE \"$FLOOR_DB\""
     DATABASE_URL="postgres://postgres@127.0.0.1:5432/$FLOOR_DB" "$BIN" migrate >/dev/null
+    local tps pg0 pg_us=0 credits
+    pg0=$(pg_ticks)
     run_pgbench "$FLOOR_DB" -c "$FLOOR_CLIENTS" -j "$FLOOR_CLIENTS" -D batch="$FLOOR_BATCH" \
         -f bench/floor.pgbench
-    local tps
+    # What a push cost PostgreSQL here: the least any server writing these rows asks of it.
+    credits=$(count_rows "$FLOOR_DB" referrals)
+    if [[ "$credits" =~ ^[0-9]+$ ]] && ((credits > 0)); then
+        pg_us=$((($(pg_ticks) - pg0) * 10000 / credits))
+        echo "   PostgreSQL CPU per push: $pg_us µs ($credits credits)"
+    fi
     tps=$(pgbench_figure tps)
-    echo "{\"kind\":\"floor\",\"tps\":${tps:-0},\"batch\":$FLOOR_BATCH,\"clients\":$FLOOR_CLIENTS}" >>"$RESULTS"
+    echo "{\"kind\":\"floor\",\"tps\":${tps:-0},\"batch\":$FLOOR_BATCH,\"clients\":$FLOOR_CLIENTS,\"pg_us\":$pg_us}" >>"$RESULTS"
     drop_db "$FLOOR_DB"
 }
 
@@ -475,7 +486,7 @@ summary() {
     echo
     echo "== summary"
     python3 - "$RESULTS" <<'PY'
-import json, statistics, sys
+import json, os, statistics, sys
 
 rows = [json.loads(line) for line in open(sys.argv[1])]
 
@@ -524,6 +535,20 @@ if measured:
         parts = [med([r[k] for r in rs if k in r]) for k in ("server_us", "pg_us", "loadgen_us")]
         print(f"{server + ' ' + security:22} {parts[0]:8.0f} {parts[1]:9.0f} {parts[2]:8.0f} "
               f"{sum(p for p in parts if p == p):8.0f}")
+    # The most this machine allows at all: every core busy, and PostgreSQL asked for no more
+    # than the floor's rows cost it (the server and the load generator as measured).
+    floor = [r for r in rows if r.get("kind") == "floor" and r.get("pg_us")]
+    fission = [r for r in measured if r["server"] == "fission" and r["security"] == "plain"]
+    peer = medians.get(("plain", "peer"))
+    if floor and fission and peer:
+        server_us = med([r["server_us"] for r in fission])
+        loadgen_us = med([r["loadgen_us"] for r in fission if "loadgen_us" in r])
+        cores = os.cpu_count() or 1
+        per_push = floor[0]["pg_us"] + server_us + loadgen_us
+        bound = cores * 1e6 / per_push
+        print(f"bound, plain: {cores} cores / ({floor[0]['pg_us']} µs PostgreSQL at the floor + "
+              f"{server_us:.0f} server + {loadgen_us:.0f} load generator) = {bound:.0f} pushes/s "
+              f"= {bound / peer:.1f}x the peer's median")
 
 swept = [r for r in rows if r.get("kind") == "sweep"]
 if swept:
